@@ -1,0 +1,275 @@
+"""How one Claude Code CLI process is started: its options, its environment, its private files.
+
+Safe by default, whatever the request says:
+
+- no tools at all (``--tools ""``: ``allowed_tools=[]`` alone still sends twelve tool
+  definitions upstream), no MCP servers, no setting sources (no user or project settings, no
+  CLAUDE.md), no slash commands, no session files written;
+- a private workspace per process under the state directory, with its own HOME, TMPDIR and
+  an empty working directory, removed when the process ends;
+- an environment built from an allow-list. The SDK passes the whole service environment to
+  the CLI (master keys, database URLs, ...), so the CLI is started through a small launcher
+  that drops every variable not on the list before it ``exec``s the binary. Values never
+  appear on a command line, where any local user could read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import ClaudeAgentOptions
+
+from .credentials import Credential
+from .errors import CLINotFoundError, ConfigurationError
+from .settings import Settings
+
+# Variables passed through from the service environment when set: network plumbing the CLI
+# may need behind a corporate proxy or with a private CA. Nothing secret by nature.
+PASSTHROUGH_VARIABLES = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "ANTHROPIC_BASE_URL",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+)
+
+# Set by the SDK itself on the way to the CLI; harmless, and some change its behaviour.
+SDK_VARIABLES = (
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_AGENT_SDK_VERSION",
+    "CLAUDE_AGENT_SDK_CLIENT_APP",
+    "CLAUDE_AGENT_SDK_DERIVED_CLIENT_APP",
+    "CLAUDE_CODE_SDK_READS_SESSION_STATE",
+)
+
+QUIET_VARIABLES = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "DISABLE_BUG_COMMAND": "1",
+    "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
+    "CLAUDE_CODE_IDE_SKIP_AUTO_INSTALL": "1",
+}
+
+LAUNCHER = """#!/bin/sh
+# Written by litellm-claude-code. Runs the Claude Code CLI with only the environment
+# variables named in LCC_KEEP, and records its process id in LCC_PIDFILE, so the provider
+# can kill it at once when a request is cancelled.
+lcc_cli=$LCC_CLI
+lcc_keep=" $LCC_KEEP "
+if [ -n "$LCC_PIDFILE" ]; then echo $$ > "$LCC_PIDFILE"; fi
+for lcc_name in $(env | sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p'); do
+  case "$lcc_keep" in
+    *" $lcc_name "*) ;;
+    *) unset "$lcc_name" 2>/dev/null ;;
+  esac
+done
+exec "$lcc_cli" "$@"
+"""
+
+
+def bundled_cli_path() -> Path:
+    """The CLI binary shipped inside the claude-agent-sdk wheel."""
+    import claude_agent_sdk
+
+    return Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+
+
+def resolve_cli(settings: Settings) -> str:
+    """The CLI binary to run, or a 500 that says how to install one."""
+    candidate = Path(settings.cli_path) if settings.cli_path else bundled_cli_path()
+    if not candidate.is_file() or not os.access(candidate, os.X_OK):
+        where = (
+            f"LITELLM_CLAUDE_CODE_CLI_PATH={settings.cli_path}"
+            if settings.cli_path
+            else "the CLI bundled with claude-agent-sdk"
+        )
+        raise CLINotFoundError(
+            f"Claude Code CLI not found or not executable ({where}). Install the Linux wheel of claude-agent-sdk "
+            "(`pip install claude-agent-sdk`, which bundles the CLI), or set LITELLM_CLAUDE_CODE_CLI_PATH to a "
+            "`claude` binary."
+        )
+    return str(candidate)
+
+
+def install_launcher(state_dir: Path) -> Path:
+    """Write the launcher script under the state directory (once per content) and return its path."""
+    digest = hashlib.sha256(LAUNCHER.encode()).hexdigest()[:12]
+    bin_dir = state_dir / "bin"
+    path = bin_dir / f"claude-launcher-{digest}"
+    if path.is_file():
+        return path
+    try:
+        bin_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = bin_dir / f".launcher-{uuid.uuid4().hex}"
+        tmp.write_text(LAUNCHER, encoding="utf-8")
+        tmp.chmod(stat.S_IRWXU)
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot write under the state directory {state_dir} ({exc.strerror}). Set LITELLM_CLAUDE_CODE_STATE_DIR "
+            "to a directory the service user owns."
+        ) from None
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """Everything that decides how a CLI process is started.
+
+    Two requests with equal specs may be served by processes started the same way; a request
+    is never given a process started for another spec (another model, system prompt,
+    credential or output limit).
+    """
+
+    model: str
+    system_prompt: str | None
+    credential: Credential
+    max_output_tokens: int | None = None
+    base_url: str | None = None
+
+    @property
+    def key(self) -> str:
+        h = hashlib.sha256()
+        for part in (
+            self.model,
+            "\x00" if self.system_prompt is None else self.system_prompt,
+            self.credential.variable,
+            self.credential.value,
+            str(self.max_output_tokens),
+            self.base_url or "",
+        ):
+            h.update(part.encode())
+            h.update(b"\x1f")
+        return h.hexdigest()
+
+
+@dataclass(slots=True)
+class Workspace:
+    """A process's private directory: HOME, TMPDIR, working directory, system prompt, pid file."""
+
+    root: Path
+    home: Path = field(init=False)
+    tmp: Path = field(init=False)
+    cwd: Path = field(init=False)
+    pidfile: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.home = self.root / "home"
+        self.tmp = self.root / "tmp"
+        self.cwd = self.root / "work"
+        self.pidfile = self.root / "cli.pid"
+
+    @classmethod
+    def create(cls, state_dir: Path) -> Workspace:
+        runs = state_dir / "run"
+        try:
+            runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+            root = runs / uuid.uuid4().hex
+            root.mkdir(mode=0o700)
+            workspace = cls(root)
+            for directory in (workspace.home, workspace.tmp, workspace.cwd):
+                directory.mkdir(mode=0o700)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot create a workspace under {state_dir} ({exc.strerror}). Set LITELLM_CLAUDE_CODE_STATE_DIR to "
+                "a writable directory."
+            ) from None
+        return workspace
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def build_environment(settings: Settings, spec: ProcessSpec, workspace: Workspace, cli: str) -> dict[str, str]:
+    """The CLI's whole environment: the allow-list, the credential, the quiet switches."""
+    env: dict[str, str] = {}
+    for name in PASSTHROUGH_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            env[name] = value
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    if spec.base_url:
+        env["ANTHROPIC_BASE_URL"] = spec.base_url
+    env.update(QUIET_VARIABLES)
+    env.update(
+        {
+            "HOME": str(workspace.home),
+            "TMPDIR": str(workspace.tmp),
+            "CLAUDE_CODE_TMPDIR": str(workspace.tmp),
+            "CLAUDE_CONFIG_DIR": str(workspace.home / ".claude"),
+            "CLAUDE_CODE_MAX_RETRIES": str(settings.cli_max_retries),
+            "API_TIMEOUT_MS": str(settings.api_timeout_ms),
+            spec.credential.variable: spec.credential.value,
+        }
+    )
+    if spec.max_output_tokens:
+        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(spec.max_output_tokens)
+    keep = sorted({*env, *SDK_VARIABLES})
+    env["LCC_KEEP"] = " ".join(keep)
+    env["LCC_CLI"] = cli
+    env["LCC_PIDFILE"] = str(workspace.pidfile)
+    return env
+
+
+def build_options(
+    settings: Settings,
+    spec: ProcessSpec,
+    workspace: Workspace,
+    *,
+    launcher: Path,
+    cli: str,
+    stderr: Callable[[str], None] | None,
+) -> ClaudeAgentOptions:
+    """SDK options for one process: no tools, no settings, private files, partial messages on."""
+    system_prompt: Any
+    if spec.system_prompt is None:
+        system_prompt = None  # the SDK sends --system-prompt "": no 7 KB preset upstream
+    else:
+        # A file, not an argument: no length limit, and not readable in the process list.
+        prompt_file = workspace.root / "system-prompt.txt"
+        prompt_file.write_text(spec.system_prompt, encoding="utf-8")
+        system_prompt = {"type": "file", "path": str(prompt_file)}
+    return ClaudeAgentOptions(
+        tools=[],
+        allowed_tools=[],
+        mcp_servers={},
+        strict_mcp_config=True,
+        setting_sources=[],
+        system_prompt=system_prompt,
+        model=spec.model,
+        max_turns=1,
+        cwd=str(workspace.cwd),
+        cli_path=str(launcher),
+        env=build_environment(settings, spec, workspace, cli),
+        include_partial_messages=True,
+        stderr=stderr,
+        # The user turn is replayed with its id, which a verified reset rewinds to. Slash
+        # commands stay off: a prompt that starts with "/" is sent to Claude, not run.
+        extra_args={"no-session-persistence": None, "disable-slash-commands": None, "replay-user-messages": None},
+    )

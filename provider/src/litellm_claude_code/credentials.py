@@ -1,0 +1,75 @@
+"""Claude credentials, read at request time so a rotated token works without a restart.
+
+Three kinds, in this order of preference, each from the variable itself, from a file named
+by ``<NAME>_FILE`` (a secret mount, or a 0640 file an Ansible role rotates), or from a
+systemd credential ``$CREDENTIALS_DIRECTORY/<name lower-cased>``:
+
+- ``CLAUDE_CODE_OAUTH_TOKEN``: a subscription token from ``claude setup-token``;
+- ``ANTHROPIC_API_KEY``: an API key;
+- ``ANTHROPIC_AUTH_TOKEN``: a bearer token for a gateway in front of Anthropic.
+
+The value never leaves this module except in the CLI's environment; logs and pool keys use
+:attr:`Credential.fingerprint`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigurationError
+
+CREDENTIAL_VARIABLES = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One credential: the variable the CLI reads it from, and its value."""
+
+    variable: str
+    value: str = field(repr=False)
+    source: str
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-reversible label: enough to tell two credentials apart in a log."""
+        return hashlib.sha256(self.value.encode()).hexdigest()[:12]
+
+
+def _read_file(path: str, variable: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{variable}_FILE names {path!r}, which cannot be read ({exc.strerror}). Check the path and that "
+            "the service user may read it."
+        ) from None
+
+
+def resolve_credential(env: Mapping[str, str] | None = None) -> Credential:
+    """Return the credential to use now, or raise a :class:`ConfigurationError` saying what to set."""
+    source = os.environ if env is None else env
+    credentials_dir = source.get("CREDENTIALS_DIRECTORY", "")
+    for variable in CREDENTIAL_VARIABLES:
+        value = source.get(variable, "").strip()
+        if value:
+            return Credential(variable, value, "environment")
+        file_path = source.get(f"{variable}_FILE", "").strip()
+        if file_path:
+            value = _read_file(file_path, variable)
+            if value:
+                return Credential(variable, value, f"file {file_path}")
+            raise ConfigurationError(f"{variable}_FILE names {file_path!r}, which is empty. Put the token in it.")
+        if credentials_dir:
+            candidate = Path(credentials_dir) / variable.lower()
+            if candidate.is_file():
+                value = _read_file(str(candidate), variable)
+                if value:
+                    return Credential(variable, value, f"systemd credential {variable.lower()}")
+    raise ConfigurationError(
+        "No Claude credentials: set CLAUDE_CODE_OAUTH_TOKEN (from `claude setup-token`), ANTHROPIC_API_KEY or "
+        "ANTHROPIC_AUTH_TOKEN, or the same name with _FILE pointing at a file that holds it."
+    )

@@ -1,0 +1,108 @@
+"""Typed errors, each with the HTTP status the proxy answers and a message for the operator.
+
+LiteLLM turns a ``CustomLLMError`` into an answer with its ``status_code``; headers found on
+the exception (``headers``) travel with it, which is how ``Retry-After`` reaches the client.
+Messages say what to change, because the operator reads them in a client's error body or in
+the proxy log, far from this code. No message ever includes a credential.
+"""
+
+from __future__ import annotations
+
+from litellm.llms.custom_llm import CustomLLMError
+
+
+class ClaudeCodeError(CustomLLMError):
+    """Base of every error the provider raises."""
+
+    status: int = 500
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+        code = status if status is not None else self.status
+        super().__init__(status_code=code, message=message)
+        self.retry_after = retry_after
+        self.headers: dict[str, str] = {}
+        if retry_after is not None:
+            self.headers["retry-after"] = str(max(1, round(retry_after)))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequestError(ClaudeCodeError):
+    """The request cannot be served as sent (400)."""
+
+    status = 400
+
+
+class UpstreamAuthError(ClaudeCodeError):
+    """Anthropic refused the provider's credentials (401)."""
+
+    status = 401
+
+
+class RateLimitedError(ClaudeCodeError):
+    """Anthropic rate-limited the request (429)."""
+
+    status = 429
+
+
+class QueueFullError(ClaudeCodeError):
+    """Every CLI slot stayed busy for the whole queue timeout (429)."""
+
+    status = 429
+
+
+class UpstreamOverloadedError(ClaudeCodeError):
+    """Anthropic is overloaded (529 upstream, 503 here)."""
+
+    status = 503
+
+
+class UpstreamServerError(ClaudeCodeError):
+    """Anthropic or the network between failed (502)."""
+
+    status = 502
+
+
+class RequestTimeoutError(ClaudeCodeError):
+    """The request ran past its timeout and its CLI process was killed (504)."""
+
+    status = 504
+
+
+class CLINotFoundError(ClaudeCodeError):
+    """The Claude Code CLI binary is missing (500)."""
+
+    status = 500
+
+
+class ConfigurationError(ClaudeCodeError):
+    """The provider is configured in a way that cannot work (500)."""
+
+    status = 500
+
+
+class CLIFailedError(ClaudeCodeError):
+    """The CLI process failed for a reason it did not classify (502)."""
+
+    status = 502
+
+
+def from_upstream_status(status: int | None, detail: str, token_setting: str) -> ClaudeCodeError:
+    """Map the upstream HTTP status the CLI reported to the error the client should see."""
+    if status == 401 or status == 403:
+        return UpstreamAuthError(
+            f"Anthropic rejected the credentials (HTTP {status}). Check {token_setting}: it must hold a valid "
+            "token (`claude setup-token`) or API key. It is read at each request, so no restart is needed."
+        )
+    if status == 429:
+        return RateLimitedError("Anthropic rate limit reached; retry later.", retry_after=None)
+    if status == 529 or status == 503:
+        return UpstreamOverloadedError(f"Anthropic is overloaded (HTTP {status}); retry later.", retry_after=5)
+    if status == 400 or status == 413:
+        return BadRequestError(f"Anthropic refused the request (HTTP {status}): {detail}")
+    if status == 408 or status == 504:
+        return RequestTimeoutError(f"The upstream API timed out (HTTP {status}).")
+    if status is not None and status >= 500:
+        return UpstreamServerError(f"Anthropic returned HTTP {status}: {detail}")
+    return CLIFailedError(f"Claude Code failed: {detail}")

@@ -1,0 +1,275 @@
+"""``ClaudeCodeProvider``: the LiteLLM ``CustomLLM`` that answers through the Claude Code CLI.
+
+The LiteLLM proxy only calls the async pair (``acompletion``, ``astreaming``), on its
+event loop; nothing there blocks. The sync pair, for plain scripts, runs the same async
+code on a private loop thread. Requests are validated before anything starts, so a bad
+request costs no process and gets a 400 that says what to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import litellm
+from litellm.llms.custom_llm import CustomLLM
+from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
+
+from .engine import Engine, Request
+from .errors import BadRequestError
+from .messages import convert_messages
+from .observability import configure
+from .settings import Settings
+from .streaming import Outcome
+
+T = TypeVar("T")
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,127}$")
+_UNSUPPORTED = {
+    "tools": "tool calling is not available: the Claude Code CLI runs here with no tools",
+    "functions": "function calling is not available: the Claude Code CLI runs here with no tools",
+}
+
+
+class ClaudeCodeProvider(CustomLLM):
+    """LiteLLM provider for Claude through the Claude Code CLI (see the package README)."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self._settings = settings
+        self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
+        self._loop_thread: _LoopThread | None = None
+        self._lock = threading.Lock()
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """Read from the environment at first use, so a unit's Environment= applies after import."""
+        if self._settings is None:
+            self._settings = Settings.from_env()
+            configure(self._settings.log_level)
+        return self._settings
+
+    def engine(self) -> Engine:
+        loop = asyncio.get_running_loop()
+        engine = self._engines.get(loop)
+        if engine is None:
+            engine = Engine(self.settings)
+            self._engines[loop] = engine
+        return engine
+
+    def build_request(
+        self,
+        model: str,
+        messages: Any,
+        optional_params: dict[str, Any] | None,
+        timeout: Any,
+        *,
+        stream: bool,
+        litellm_params: dict[str, Any] | None = None,
+    ) -> Request:
+        """Validate and convert one call's arguments; every problem is a 400 naming the field."""
+        settings = self.settings
+        params = optional_params or {}
+        name = (model or "").strip() or settings.default_model
+        if not _MODEL_NAME.match(name):
+            raise BadRequestError(
+                f"model {name!r} is not a Claude model name; use sonnet, opus, haiku or a full model id."
+            )
+        for key, reason in _UNSUPPORTED.items():
+            if params.get(key):
+                raise BadRequestError(f"{key}: {reason}. Remove it from the request.")
+        n = params.get("n")
+        if n not in (None, 1):
+            raise BadRequestError("n: only one choice per request is supported.")
+        max_tokens = params.get("max_completion_tokens") or params.get("max_tokens")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise BadRequestError("max_tokens must be a positive integer.")
+        prompt = convert_messages(messages)
+        request_timeout = settings.request_timeout
+        seconds = _timeout_seconds(timeout)
+        if seconds is not None:
+            request_timeout = min(request_timeout, seconds)
+        request = Request(
+            model=name,
+            prompt=prompt,
+            stream=stream,
+            timeout=request_timeout,
+            max_output_tokens=max_tokens,
+        )
+        call_id = (litellm_params or {}).get("litellm_call_id")
+        if isinstance(call_id, str) and call_id:
+            request.request_id = call_id
+        return request
+
+    # -- async API (the proxy's) -----------------------------------------------------------
+
+    async def astreaming(
+        self, model: str, messages: list[Any], *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
+        request = self.build_request(
+            model,
+            messages,
+            kwargs.get("optional_params"),
+            kwargs.get("timeout"),
+            stream=True,
+            litellm_params=kwargs.get("litellm_params"),
+        )
+        async for chunk in self._chunks(request):
+            yield chunk
+
+    async def _chunks(self, request: Request) -> AsyncIterator[GenericStreamingChunk]:
+        outcome = Outcome()
+        async for text in self.engine().stream(request, outcome):
+            yield GenericStreamingChunk(
+                text=text, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
+            )
+        usage = outcome.usage
+        yield GenericStreamingChunk(
+            text="",
+            is_finished=True,
+            finish_reason=outcome.finish_reason,
+            usage={
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            index=0,
+            tool_use=None,
+        )
+
+    async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        request = self.build_request(
+            model,
+            messages,
+            kwargs.get("optional_params"),
+            kwargs.get("timeout"),
+            stream=False,
+            litellm_params=kwargs.get("litellm_params"),
+        )
+        outcome = Outcome()
+        parts = [text async for text in self.engine().stream(request, outcome)]
+        response = kwargs.get("model_response")
+        if not isinstance(response, ModelResponse):
+            response = ModelResponse()
+        return _fill_response(response, "".join(parts), outcome, request.model)
+
+    # -- sync API (scripts) ----------------------------------------------------------------
+
+    def _thread(self) -> _LoopThread:
+        with self._lock:
+            if self._loop_thread is None:
+                self._loop_thread = _LoopThread()
+            return self._loop_thread
+
+    def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        return self._thread().run(self.acompletion(model, messages, *args, **kwargs))
+
+    def streaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:  # type: ignore[override]
+        request = self.build_request(
+            model,
+            messages,
+            kwargs.get("optional_params"),
+            kwargs.get("timeout"),
+            stream=True,
+            litellm_params=kwargs.get("litellm_params"),
+        )
+        return self._thread().iterate(self._chunks(request))
+
+
+def _timeout_seconds(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, int | float):
+        return float(timeout) if timeout > 0 else None
+    read = getattr(timeout, "read", None)
+    if isinstance(read, int | float) and read > 0:
+        return float(read)
+    return None
+
+
+def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: str) -> ModelResponse:
+    choice = response.choices[0]
+    choice.message.content = text  # type: ignore[union-attr]
+    choice.finish_reason = outcome.finish_reason
+    response.model = outcome.model or model
+    response.created = int(time.time())
+    usage = outcome.usage
+    response.usage = Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+        prompt_tokens_details={"cached_tokens": usage.cache_read_input_tokens},
+        cache_read_input_tokens=usage.cache_read_input_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens,
+    )
+    return response
+
+
+class _LoopThread:
+    """A private event loop on a daemon thread: the sync API runs the async code here."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="litellm-claude-code", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+        items: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        async def pump() -> None:
+            try:
+                async for item in agen:
+                    items.put(("item", item))
+            except BaseException as exc:
+                items.put(("error", exc))
+                return
+            items.put(("done", None))
+
+        future = asyncio.run_coroutine_threadsafe(pump(), self.loop)
+
+        def generate() -> Iterator[T]:
+            try:
+                while True:
+                    kind, value = items.get()
+                    if kind == "item":
+                        yield value
+                    elif kind == "error":
+                        raise value
+                    else:
+                        return
+            finally:
+                if not future.done():
+                    future.cancel()
+
+        return generate()
+
+
+def register(provider: str = "claude-code", handler: ClaudeCodeProvider | None = None) -> ClaudeCodeProvider:
+    """Make ``litellm.completion(model="<provider>/sonnet", ...)`` use Claude Code; return the handler."""
+    from . import handler as default_handler
+
+    chosen = handler or default_handler
+    entries = [entry for entry in litellm.custom_provider_map if entry.get("provider") != provider]
+    entries.append({"provider": provider, "custom_handler": chosen})
+    litellm.custom_provider_map = entries
+    from litellm.utils import custom_llm_setup
+
+    custom_llm_setup()
+    return chosen

@@ -1,0 +1,222 @@
+"""Provider settings: one typed object, read from environment variables with one prefix.
+
+Every knob an operator may turn lives here, with its default and the sentence that the
+configuration table in ``docs/configuration.md`` shows (a test keeps the two in sync).
+Values are validated when read, and a bad value names the variable to fix, because the
+person reading the error is an operator looking at a unit file, not at this code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "LITELLM_CLAUDE_CODE_"
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the provider cannot use; the message names the variable."""
+
+
+def _default_state_dir() -> Path:
+    # systemd's StateDirectory= exports STATE_DIRECTORY; use it so a unit needs no extra line.
+    state_directory = os.environ.get("STATE_DIRECTORY")
+    if state_directory:
+        return Path(state_directory.split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "litellm-claude-code"
+
+
+def _doc(text: str, default_text: str | None = None) -> dict[str, Any]:
+    return {"doc": text, "default_text": default_text}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The provider's configuration. Build it with :meth:`from_env`."""
+
+    default_model: str = field(
+        default="sonnet",
+        metadata=_doc("Claude model used when a request names none (`sonnet`, `opus`, `haiku` or a full id)."),
+    )
+    max_concurrency: int = field(
+        default=4,
+        metadata=_doc(
+            "Most Claude Code CLI processes serving requests at once, per proxy worker. "
+            "Each costs about 200 MB and one CPU-second to start."
+        ),
+    )
+    queue_timeout: float = field(
+        default=30.0,
+        metadata=_doc("Seconds a request may wait for a free slot before it is refused with 429 and Retry-After."),
+    )
+    request_timeout: float = field(
+        default=600.0,
+        metadata=_doc(
+            "Seconds a request may run, queue wait excluded; past it the CLI process is killed and the "
+            "client gets 504. A smaller per-request `timeout` from LiteLLM wins."
+        ),
+    )
+    cli_max_retries: int = field(
+        default=1,
+        metadata=_doc(
+            "Retries the CLI makes on upstream errors (`CLAUDE_CODE_MAX_RETRIES`). Its own default, 10, "
+            "makes a bad token take three minutes to fail."
+        ),
+    )
+    api_timeout_ms: int = field(
+        default=600_000,
+        metadata=_doc("Timeout of one upstream API call inside the CLI, in milliseconds (`API_TIMEOUT_MS`)."),
+    )
+    state_dir: Path = field(
+        default_factory=_default_state_dir,
+        metadata=_doc(
+            "Where each request's private HOME, TMPDIR and working directory are made (removed after the request).",
+            "`$STATE_DIRECTORY`, else `~/.local/state/litellm-claude-code`",
+        ),
+    )
+    cli_path: str = field(
+        default="",
+        metadata=_doc("Path of the Claude Code CLI. Empty: the binary bundled with claude-agent-sdk.", "bundled CLI"),
+    )
+    log_level: str = field(
+        default="INFO",
+        metadata=_doc("Level of the provider's logger: one line per request at INFO, CLI stderr at DEBUG."),
+    )
+    warm_enabled: bool = field(
+        default=True,
+        metadata=_doc(
+            "Keep Claude Code processes ready ahead of requests, and reuse them after a verified reset of "
+            "their conversation, so a request does not pay start-up. `false`: one fresh process per request."
+        ),
+    )
+    warm_max: int = field(
+        default=2,
+        metadata=_doc(
+            "Most idle warm processes kept (about 200 MB each); never more than `MAX_CONCURRENCY` processes run in all."
+        ),
+    )
+    warm_idle_timeout: float = field(
+        default=300.0,
+        metadata=_doc("Seconds an idle warm process is kept before it is stopped."),
+    )
+    warm_max_uses: int = field(
+        default=100,
+        metadata=_doc("Requests one process serves (one at a time, reset in between) before it is replaced."),
+    )
+    warm_max_age: float = field(
+        default=900.0,
+        metadata=_doc(
+            "Seconds after start a process stops taking new requests (the CLI tells Claude today's date at start)."
+        ),
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``env`` (default ``os.environ``), validating each."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = PREFIX + f.name.upper()
+            raw = source.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _PARSERS[f.name](name, raw.strip())
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check relations between values; raise :class:`SettingsError` naming the variable."""
+        checks: list[tuple[bool, str, str]] = [
+            (self.max_concurrency >= 1, "MAX_CONCURRENCY", "must be at least 1"),
+            (self.queue_timeout >= 0, "QUEUE_TIMEOUT", "must be 0 or more seconds"),
+            (self.request_timeout > 0, "REQUEST_TIMEOUT", "must be more than 0 seconds"),
+            (self.cli_max_retries >= 0, "CLI_MAX_RETRIES", "must be 0 or more"),
+            (self.api_timeout_ms >= 1000, "API_TIMEOUT_MS", "must be at least 1000 ms"),
+            (self.warm_max >= 0, "WARM_MAX", "must be 0 or more"),
+            (self.warm_idle_timeout > 0, "WARM_IDLE_TIMEOUT", "must be more than 0 seconds"),
+            (self.warm_max_uses >= 1, "WARM_MAX_USES", "must be at least 1"),
+            (self.warm_max_age > 0, "WARM_MAX_AGE", "must be more than 0 seconds"),
+            (self.log_level in _LOG_LEVELS, "LOG_LEVEL", f"must be one of {', '.join(_LOG_LEVELS)}"),
+            (bool(self.default_model.strip()), "DEFAULT_MODEL", "must not be empty"),
+        ]
+        for ok, suffix, message in checks:
+            if not ok:
+                raise SettingsError(f"{PREFIX}{suffix} {message}")
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _str(_name: str, raw: str) -> str:
+    return raw
+
+
+def _upper(_name: str, raw: str) -> str:
+    return raw.upper()
+
+
+def _path(_name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "default_model": _str,
+    "max_concurrency": _int,
+    "queue_timeout": _float,
+    "request_timeout": _float,
+    "cli_max_retries": _int,
+    "api_timeout_ms": _int,
+    "state_dir": _path,
+    "cli_path": _str,
+    "log_level": _upper,
+    "warm_enabled": _bool,
+    "warm_max": _int,
+    "warm_idle_timeout": _float,
+    "warm_max_uses": _int,
+    "warm_max_age": _float,
+}
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as ``docs/configuration.md`` shows it."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for f in fields(Settings):
+        default_text = f.metadata.get("default_text")
+        if default_text is None:
+            default = f.default
+            if isinstance(default, bool):
+                default_text = f"`{str(default).lower()}`"
+            elif isinstance(default, str) and not default:
+                default_text = "(empty)"
+            else:
+                default_text = f"`{default}`"
+        rows.append(f"| `{PREFIX}{f.name.upper()}` | {default_text} | {f.metadata['doc']} |")
+    return "\n".join(rows)

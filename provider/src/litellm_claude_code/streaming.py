@@ -1,0 +1,195 @@
+"""The CLI's messages to text deltas and one final outcome (finish reason, usage, error).
+
+Text is taken from the partial-message stream events (``content_block_delta`` /
+``text_delta``) as the CLI receives them from the API, so a client sees tokens as they
+arrive, never whole blocks cut into pieces. A complete assistant message is used only when
+no delta of it was seen. Usage comes from the CLI's final result, the only place the
+totals are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_agent_sdk import AssistantMessage, ResultMessage, TextBlock
+from claude_agent_sdk.types import Message, StreamEvent
+
+from .errors import (
+    BadRequestError,
+    ClaudeCodeError,
+    CLIFailedError,
+    RateLimitedError,
+    UpstreamAuthError,
+    UpstreamOverloadedError,
+    UpstreamServerError,
+    from_upstream_status,
+)
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+    "tool_use": "stop",  # the CLI runs no tools here; the text so far is the answer
+    "pause_turn": "stop",
+}
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts in OpenAI's terms: prompt tokens include cached ones."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
+        data = data or {}
+
+        def count(key: str) -> int:
+            value = data.get(key)
+            return int(value) if isinstance(value, int | float) else 0
+
+        return cls(
+            input_tokens=count("input_tokens"),
+            output_tokens=count("output_tokens"),
+            cache_read_input_tokens=count("cache_read_input_tokens"),
+            cache_creation_input_tokens=count("cache_creation_input_tokens"),
+        )
+
+    def as_openai(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cache_read_input_tokens},
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a request ended: set once the CLI's result arrives."""
+
+    finish_reason: str = "stop"
+    stop_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    cost_usd: float | None = None
+    text_chars: int = 0
+
+
+_ASSISTANT_ERRORS: dict[str, type[ClaudeCodeError]] = {
+    "authentication_failed": UpstreamAuthError,
+    "rate_limit": RateLimitedError,
+    "server_error": UpstreamServerError,
+    "overloaded": UpstreamOverloadedError,
+    "invalid_request": BadRequestError,
+}
+
+
+def _result_error(result: ResultMessage, assistant_error: str | None, token_setting: str) -> ClaudeCodeError:
+    detail = "; ".join(result.errors or []) or (result.result or result.subtype or "unknown error")
+    detail = detail[:500]
+    if result.api_error_status:
+        return from_upstream_status(result.api_error_status, detail, token_setting)
+    if assistant_error == "authentication_failed":
+        return from_upstream_status(401, detail, token_setting)
+    if assistant_error in _ASSISTANT_ERRORS:
+        return _ASSISTANT_ERRORS[assistant_error](f"Claude Code reported {assistant_error}: {detail}")
+    return CLIFailedError(f"Claude Code failed ({result.subtype}): {detail}")
+
+
+# Stop reasons after which the CLI would send a follow-up request of its own ("resume",
+# a tool result, a safety note): the answer is complete, so the provider stops reading.
+_FINAL_WITHOUT_RESULT = ("max_tokens", "refusal", "tool_use", "pause_turn")
+
+
+class _Transcript:
+    """What the client was sent, checked against each upstream attempt's text.
+
+    The CLI may ask the API again inside one request (after a broken stream it fetches the
+    answer once more, without streaming). Each attempt's text is compared with what was
+    already sent: only a longer, consistent text yields its new tail; a different text is an
+    error, never a silently wrong answer.
+    """
+
+    def __init__(self) -> None:
+        self.sent = ""
+
+    def advance(self, candidate: str) -> str:
+        if len(candidate) <= len(self.sent):
+            if not self.sent.startswith(candidate):
+                raise UpstreamServerError("The upstream answer changed after a retry; the stream was ended.")
+            return ""
+        if not candidate.startswith(self.sent):
+            raise UpstreamServerError("The upstream answer changed after a retry; the stream was ended.")
+        tail = candidate[len(self.sent) :]
+        self.sent = candidate
+        return tail
+
+
+async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_setting: str) -> AsyncIterator[str]:
+    """Yield reply text as it streams; fill ``outcome``; raise mapped errors."""
+    transcript = _Transcript()
+    streamed = ""  # this attempt's text, from stream deltas
+    assembled = ""  # this attempt's text, from complete assistant messages
+    assistant_error: str | None = None
+    stream_usage: dict[str, Any] = {}
+    async for message in messages:
+        tail = ""
+        if isinstance(message, StreamEvent):
+            event = message.event
+            kind = event.get("type")
+            if kind == "message_start":
+                start = event.get("message") or {}
+                outcome.model = start.get("model") or outcome.model
+                stream_usage = dict(start.get("usage") or {})
+                streamed = assembled = ""
+            elif kind == "content_block_delta":
+                delta = event.get("delta") or {}
+                if delta.get("type") == "text_delta" and delta.get("text"):
+                    streamed += delta["text"]
+                    tail = transcript.advance(streamed)
+            elif kind == "message_delta":
+                reason = (event.get("delta") or {}).get("stop_reason")
+                stream_usage.update(event.get("usage") or {})
+                if reason:
+                    outcome.stop_reason = reason
+            elif kind == "message_stop" and outcome.stop_reason in _FINAL_WITHOUT_RESULT:
+                outcome.usage = Usage.from_dict(stream_usage)
+                outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "", "stop")
+                return
+        elif isinstance(message, AssistantMessage):
+            if message.error:
+                assistant_error = str(message.error)
+                continue
+            outcome.model = message.model or outcome.model
+            assembled += "".join(block.text for block in message.content if isinstance(block, TextBlock))
+            tail = transcript.advance(assembled)
+        elif isinstance(message, ResultMessage):
+            outcome.usage = Usage.from_dict(message.usage or stream_usage)
+            outcome.cost_usd = message.total_cost_usd
+            if message.stop_reason:
+                outcome.stop_reason = message.stop_reason
+            if assistant_error is not None or (message.is_error and message.subtype != "error_max_turns"):
+                raise _result_error(message, assistant_error, token_setting)
+            outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "end_turn", "stop")
+            return
+        if tail:
+            outcome.text_chars += len(tail)
+            yield tail
+    raise CLIFailedError("Claude Code ended without a result; see the proxy log for its stderr.")

@@ -1,0 +1,307 @@
+"""Fleet fixtures: systemd hosts in Docker provisioned by the generated project's playbook.
+
+One converge per test module (module-scoped ``fleet``): render a project from the template
+(2 gateways + 1 load balancer, wheelhouse mode), start three systemd containers on a private
+Docker network and the fake Anthropic upstream on the Docker host, then run
+``ansible-playbook -i ansible/inventory.yml -i <docker hosts> ansible/site.yml`` from the
+project, exactly as an operator would (plus a connection inventory and test variables).
+
+Containers and the network are removed at the end, also when a test or the converge fails.
+Set ``LCC_FLEET_KEEP=1`` to keep them for debugging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SYSTEMD_IMAGE = os.environ.get("LCC_SYSTEMD_IMAGE", "litellm-claude-code/systemd:bookworm")
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "litellm-claude-code-tests"
+# The flags that run systemd as PID 1 here (--privileged fails on this machine kind).
+SYSTEMD_RUN_FLAGS = [
+    "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+]
+GATEWAYS = ("gw1", "gw2")
+LB = "lb1"
+SLUG = "lcc-fleet"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _skip_or_fail(reason: str) -> None:
+    if _ci():
+        pytest.fail(f"{reason} (CI=true: fleet tests must not skip)")
+    pytest.skip(reason)
+
+
+def run(cmd: list[str], *, check: bool = True, timeout: float = 600, **kw: Any) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, text=True, capture_output=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return run(["docker", *args], check=check, timeout=timeout)
+
+
+def _tree_digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for base in paths:
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for p in files:
+            if any(part in {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"} for part in p.parts):
+                continue
+            h.update(str(p.relative_to(base.parent)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ session
+
+
+@pytest.fixture(scope="session")
+def systemd_image() -> str:
+    if shutil.which("docker") is None or docker("info", check=False).returncode != 0:
+        _skip_or_fail("no Docker engine")
+    if docker("image", "inspect", SYSTEMD_IMAGE, check=False).returncode != 0:
+        run(["bash", str(REPO / "tests/images/build-base-images.sh")], timeout=900)
+    return SYSTEMD_IMAGE
+
+
+@pytest.fixture(scope="session")
+def fake_upstream_port() -> Iterator[int]:
+    """The fake Anthropic API on every address of the Docker host (the hosts reach it over the bridge)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "provider/src"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "litellm_claude_code.testing.fake_anthropic", "--host", "0.0.0.0", "--port", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        seen = []
+        match = None
+        while match is None and len(seen) < 50:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            match = re.search(r"listening on http://\S+:(\d+)", line)
+        assert match, f"fake upstream did not start: {''.join(seen)[-2000:]}"
+        # Keep draining stderr so the pipe never fills up.
+
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+        yield int(match.group(1))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def rendered_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project rendered from the working tree (copier follows the template's symlinks)."""
+    src = tmp_path_factory.mktemp("template-src")
+    for name in ("copier.yml", "template", "provider", "roles"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, symlinks=True,
+                            ignore=shutil.ignore_patterns(".mypy_cache", ".ruff_cache", "__pycache__", ".pytest_cache"))
+        else:
+            shutil.copy2(REPO / name, src / name)
+    dst = tmp_path_factory.mktemp("project") / SLUG
+    answers = {
+        "project_slug": SLUG,
+        "gateway_hosts": json.dumps(list(GATEWAYS)),
+        "lb_host": LB,
+        "package_source": "wheelhouse",
+    }
+    cmd = [str(BIN / "copier"), "copy", "--trust", "--defaults", "--quiet"]
+    for key, value in answers.items():
+        cmd += ["-d", f"{key}={value}"]
+    run([*cmd, str(src), str(dst)], timeout=300)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(rendered_project: Path) -> Path:
+    """The project's wheelhouse, as `make wheelhouse` builds it; dependency wheels cached across runs."""
+    project = rendered_project
+    deps = CACHE / f"deps-{_tree_digest(project / 'requirements.txt', project / 'requirements.lock')}"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "wheel", "--quiet"]
+    if not (deps / ".complete").exists():
+        shutil.rmtree(deps, ignore_errors=True)
+        deps.mkdir(parents=True)
+        run([*pip, "--wheel-dir", str(deps), "-c", str(project / "requirements.lock"),
+             "-r", str(project / "requirements.txt")], timeout=900)
+        (deps / ".complete").touch()
+    house = project / "wheelhouse"
+    for wheel in deps.glob("*.whl"):
+        target = house / wheel.name
+        if not target.exists():
+            try:
+                os.link(wheel, target)
+            except OSError:
+                shutil.copy2(wheel, target)
+    run([*pip, "--no-deps", "--wheel-dir", str(house), str(project / "provider")], timeout=300)
+    # Debian 12's python3 is 3.11.2: redis requires async-timeout below 3.11.3, which a wheelhouse
+    # resolved on a newer 3.11 controller does not contain.
+    if not list(house.glob("async_timeout-*.whl")):
+        run([*pip, "--wheel-dir", str(house), "async-timeout>=4.0.3"], timeout=300)
+    return house
+
+
+# ------------------------------------------------------------------------------------------ fleet
+
+
+@dataclass
+class Fleet:
+    project: Path
+    prefix: str
+    network: str
+    upstream_port: int
+    upstream_host: str
+    master_key: str
+    token: str
+    containers: dict[str, str] = field(default_factory=dict)
+    ips: dict[str, str] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    # ---- ansible
+    def vars_file(self) -> Path:
+        path = self.project / "test-vars.yml"
+        data = {
+            "claude_code_gateway_master_key": self.master_key,
+            "claude_code_gateway_claude_token": self.token,
+            "claude_code_gateway_extra_env": {
+                "ANTHROPIC_BASE_URL": f"http://{self.upstream_host}:{self.upstream_port}",
+                "CLAUDE_CODE_MAX_RETRIES": "0",
+            },
+            "claude_code_gateway_health_timeout": 120,
+            "claude_code_lb_expose_upstream_header": True,
+        }
+        path.write_text(json.dumps(data))
+        path.chmod(0o600)
+        return path
+
+    def playbook(self, playbook: str = "ansible/site.yml", *extra: str) -> dict[str, Any]:
+        cmd = [
+            str(BIN / "ansible-playbook"), "-i", "ansible/inventory.yml", "-i", str(self.project / "docker-hosts.yml"),
+            "-e", f"@{self.vars_file()}", playbook, *extra,
+        ]
+        env = {**os.environ, "ANSIBLE_CONFIG": str(self.project / "ansible/ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
+               "ANSIBLE_NOCOLOR": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+        started = time.monotonic()
+        proc = run(cmd, check=False, timeout=1200, cwd=self.project, env=env)
+        recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+                 for m in RECAP.findall(proc.stdout)}
+        result = {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr, "recap": recap,
+                  "seconds": round(time.monotonic() - started, 1), "cmd": cmd}
+        self.runs.append(result)
+        (self.project / f"ansible-run-{len(self.runs)}.log").write_text(proc.stdout + "\n" + proc.stderr)
+        return result
+
+    # ---- hosts
+    def sh(self, host: str, script: str, *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return docker("exec", self.containers[host], "bash", "-c", script, check=check, timeout=timeout)
+
+    def main_pid(self, host: str) -> int:
+        return int(self.sh(host, f"systemctl show -p MainPID --value {SLUG}.service").stdout.strip())
+
+    def wait_active(self, host: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.sh(host, f"systemctl is-active {SLUG}.service", check=False).stdout.strip()
+            ready = self.sh(host, "curl -fsS -o /dev/null http://127.0.0.1:4000/health/readiness 2>/dev/null"
+                                  " || python3 -c \"import urllib.request as u; u.urlopen("
+                                  "'http://127.0.0.1:4000/health/readiness', timeout=3)\"", check=False)
+            if state == "active" and ready.returncode == 0:
+                return
+            time.sleep(1)
+        raise AssertionError(f"{host}: {SLUG} not ready after {timeout} s")
+
+    # ---- HTTP
+    @property
+    def lb_url(self) -> str:
+        return f"http://{self.ips[LB]}"
+
+    def upstream(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.upstream_port}{path}", timeout=10) as resp:
+            return json.load(resp)
+
+    def upstream_requests(self) -> list[dict[str, Any]]:
+        data = self.upstream("/_fake/requests")
+        items = data.get("requests", data) if isinstance(data, dict) else data
+        return [r for r in items if str(r.get("path", "")).startswith("/v1/messages")]
+
+
+def _docker_network_gateway(network: str) -> str:
+    info = json.loads(docker("network", "inspect", network).stdout)[0]
+    return info["IPAM"]["Config"][0]["Gateway"]
+
+
+@pytest.fixture(scope="module")
+def fleet(systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_upstream_port: int) -> Iterator[Fleet]:
+    prefix = f"lcc-fleet-{uuid.uuid4().hex[:6]}"
+    network = prefix
+    keep = os.environ.get("LCC_FLEET_KEEP") == "1"
+    docker("network", "create", network)
+    fleet = Fleet(project=rendered_project, prefix=prefix, network=network, upstream_port=fake_upstream_port,
+                  upstream_host=_docker_network_gateway(network),
+                  master_key="sk-fleet-" + secrets.token_urlsafe(16), token="sk-ant-oat01-fleet-" + secrets.token_urlsafe(16))
+    try:
+        for host in (*GATEWAYS, LB):
+            name = f"{prefix}-{host}"
+            fleet.containers[host] = name
+            docker("run", "-d", "--name", name, "--hostname", host, "--network", network, *SYSTEMD_RUN_FLAGS,
+                   systemd_image)
+        for host, name in fleet.containers.items():
+            deadline = time.monotonic() + 60
+            while True:
+                state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+                if state in {"running", "degraded"}:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{name}: systemd is {state!r} after 60 s")
+                time.sleep(1)
+            fleet.ips[host] = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                                     name).stdout.strip()
+        hosts = {
+            "all": {
+                "vars": {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"},
+                "children": {
+                    "gateways": {"hosts": {h: {"ansible_host": fleet.containers[h]} for h in GATEWAYS}},
+                    "lb": {"hosts": {LB: {"ansible_host": fleet.containers[LB]}}},
+                },
+            }
+        }
+        (rendered_project / "docker-hosts.yml").write_text(json.dumps(hosts, indent=2))
+        yield fleet
+    finally:
+        if not keep:
+            for name in fleet.containers.values():
+                docker("rm", "-f", "-v", name, check=False)
+            docker("network", "rm", network, check=False)

@@ -1,0 +1,197 @@
+"""The generated project's playbook provisions a load-balanced fleet of systemd hosts.
+
+One converge per module (the ``fleet`` fixture in conftest.py); the tests run in file order and
+the later ones (failover, kill, rotation) leave the fleet healthy again for the next.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.fleet
+
+# The answers tests/roles/conftest.py renders the project with.
+GATEWAYS = ("gw1", "gw2")
+LB = "lb1"
+SLUG = "lcc-fleet"
+Fleet = Any  # tests/roles/conftest.py: Fleet
+
+
+def _fail_report(result: dict[str, Any]) -> str:
+    return f"rc={result['rc']} recap={result['recap']}\n{result['stdout'][-6000:]}\n{result['stderr'][-2000:]}"
+
+
+def _chat(fleet: Fleet, text: str, *, stream: bool = False, timeout: float = 120) -> urllib.request.Request:
+    body = {"model": "sonnet", "messages": [{"role": "user", "content": text}], "stream": stream}
+    return urllib.request.Request(
+        f"{fleet.lb_url}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {fleet.master_key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+
+
+def complete(fleet: Fleet, text: str = "hello", timeout: float = 120) -> tuple[dict[str, Any], str]:
+    with urllib.request.urlopen(_chat(fleet, text), timeout=timeout) as resp:
+        return json.load(resp), resp.headers.get("X-Upstream-Addr", "")
+
+
+@pytest.fixture(scope="module")
+def converged(fleet: Fleet) -> Fleet:
+    first = fleet.playbook()
+    assert first["rc"] == 0, "converge failed: " + _fail_report(first)
+    return fleet
+
+
+def test_converge(converged: Fleet) -> None:
+    recap = converged.runs[0]["recap"]
+    assert set(recap) == {*GATEWAYS, LB}
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values()), recap
+
+
+def test_idempotent(converged: Fleet) -> None:
+    second = converged.playbook()
+    assert second["rc"] == 0, _fail_report(second)
+    changed = {host: r["changed"] for host, r in second["recap"].items()}
+    assert changed == dict.fromkeys((*GATEWAYS, LB), 0), _fail_report(second)
+
+
+def test_check_mode_reports_no_change(converged: Fleet) -> None:
+    result = converged.playbook("ansible/site.yml", "--check", "--diff")
+    assert result["rc"] == 0, _fail_report(result)
+    assert all(r["changed"] == 0 for r in result["recap"].values()), _fail_report(result)
+
+
+def test_status_playbook(converged: Fleet) -> None:
+    result = converged.playbook("ansible/status.yml")
+    assert result["rc"] == 0, _fail_report(result)
+    assert all(r["changed"] == 0 for r in result["recap"].values()), _fail_report(result)
+
+
+@pytest.mark.parametrize("host", GATEWAYS)
+def test_unit_active_and_hardened(converged: Fleet, host: str) -> None:
+    assert converged.sh(host, f"systemctl is-active {SLUG}.service").stdout.strip() == "active"
+    assert converged.sh(host, f"systemctl is-enabled {SLUG}.service").stdout.strip() == "enabled"
+    out = converged.sh(host, f"systemd-analyze security --no-pager {SLUG}.service").stdout
+    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    assert exposure <= 2.0, out[-2000:]
+    # The project's unit is installed unchanged; host specifics live in a drop-in.
+    unit = (converged.project / "deploy/systemd" / f"{SLUG}.service").read_text()
+    assert converged.sh(host, f"cat /etc/systemd/system/{SLUG}.service").stdout == unit
+    assert "Ansible managed" in converged.sh(host, f"cat /etc/systemd/system/{SLUG}.service.d/50-ansible.conf").stdout
+
+
+@pytest.mark.parametrize("host", GATEWAYS)
+def test_secrets_not_world_readable(converged: Fleet, host: str) -> None:
+    out = converged.sh(host, f"stat -c '%n %a %U %G' /etc/{SLUG}/secrets.env /etc/{SLUG}/credentials "
+                             f"/etc/{SLUG}/credentials/*").stdout.split("\n")
+    modes = {line.split()[0]: line.split()[1:] for line in out if line}
+    assert modes[f"/etc/{SLUG}/secrets.env"] == ["600", "root", "root"]
+    assert modes[f"/etc/{SLUG}/credentials"] == ["750", "root", SLUG]
+    token_files = [p for p in modes if p.startswith(f"/etc/{SLUG}/credentials/")]
+    assert token_files, modes
+    for path in token_files:
+        assert modes[path] == ["640", "root", SLUG], (path, modes[path])
+    for path, (mode, *_owner) in modes.items():
+        assert int(mode, 8) & 0o007 == 0, f"{path} is world-accessible ({mode})"
+    # The service account reads the token (the provider reads it at request time).
+    converged.sh(host, f"setpriv --reuid {SLUG} --regid {SLUG} --clear-groups cat {token_files[0]} >/dev/null")
+
+
+def test_requests_through_the_load_balancer(converged: Fleet) -> None:
+    seen = set()
+    for i in range(6):
+        reply, upstream = complete(converged, f"hello {i}")
+        assert reply["choices"][0]["message"]["content"], reply
+        seen.add(upstream)
+    auths = {r.get("auth") for r in converged.upstream_requests()}
+    assert converged.token in auths, "the Claude token did not reach the upstream"
+    assert len(seen) == 2, f"expected both gateways to answer, saw {seen}"
+
+
+def test_streaming_is_incremental_through_nginx(converged: Fleet) -> None:
+    prompt = 'count [[fake:{"token_delay": 0.15, "tokens": 16}]]'
+    arrivals: list[float] = []
+    started = time.monotonic()
+    with urllib.request.urlopen(_chat(converged, prompt, stream=True), timeout=120) as resp:
+        assert resp.headers.get("Content-Type", "").startswith("text/event-stream")
+        for raw in resp:
+            line = raw.decode().strip()
+            if not line.startswith("data:") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                arrivals.append(time.monotonic() - started)
+    assert len(arrivals) >= 8, arrivals
+    # 16 tokens 0.15 s apart: the first must arrive well before the last (no buffering on the way).
+    assert arrivals[-1] - arrivals[0] >= 1.2, arrivals
+
+
+@pytest.mark.parametrize("host", GATEWAYS)
+def test_no_secret_in_the_journal(converged: Fleet, host: str) -> None:
+    journal = converged.sh(host, "journalctl --no-pager -o cat", timeout=120).stdout
+    assert journal, "empty journal"
+    assert converged.master_key not in journal
+    assert converged.token not in journal
+
+
+def test_failover_when_one_gateway_stops(converged: Fleet) -> None:
+    down = GATEWAYS[0]
+    converged.sh(down, f"systemctl stop {SLUG}.service")
+    try:
+        for i in range(6):
+            reply, upstream = complete(converged, f"failover {i}")
+            assert reply["choices"][0]["message"]["content"]
+            assert upstream and converged.containers[down] not in upstream, upstream
+    finally:
+        converged.sh(down, f"systemctl start {SLUG}.service")
+        converged.wait_active(down)
+
+
+@pytest.mark.parametrize("host", GATEWAYS[:1])
+def test_systemd_restarts_a_killed_gateway(converged: Fleet, host: str) -> None:
+    before = converged.main_pid(host)
+    converged.sh(host, f"systemctl kill -s KILL {SLUG}.service")
+    deadline = time.monotonic() + 60
+    after = 0
+    while time.monotonic() < deadline:
+        after = converged.main_pid(host)
+        if after not in (0, before):
+            break
+        time.sleep(0.5)
+    assert after not in (0, before), "systemd did not restart the killed service"
+    converged.wait_active(host)
+    restarts = int(converged.sh(host, f"systemctl show -p NRestarts --value {SLUG}.service").stdout.strip())
+    assert restarts >= 1
+
+
+def test_rotated_token_reaches_upstream_without_restart(converged: Fleet) -> None:
+    pids = {h: converged.main_pid(h) for h in GATEWAYS}
+    old = converged.token
+    converged.token = "sk-ant-oat01-rotated-" + old[-8:]
+    result = converged.playbook()
+    assert result["rc"] == 0, _fail_report(result)
+    # Only the token file changed on each gateway; the load balancer is untouched.
+    assert {h: result["recap"][h]["changed"] for h in GATEWAYS} == dict.fromkeys(GATEWAYS, 1), _fail_report(result)
+    assert result["recap"][LB]["changed"] == 0
+    assert {h: converged.main_pid(h) for h in GATEWAYS} == pids, "the service restarted on a token rotation"
+    before = len(converged.upstream_requests())
+    for i in range(4):
+        complete(converged, f"rotated {i}")
+    new_auths = {r.get("auth") for r in converged.upstream_requests()[before:]}
+    assert new_auths == {converged.token}, new_auths
+
+
+def test_master_key_is_enforced(converged: Fleet) -> None:
+    req = _chat(converged, "hi")
+    req.headers["Authorization"] = "Bearer wrong-key"
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=60)
+    assert err.value.code == 401

@@ -1,0 +1,130 @@
+"""Render the Copier template the way users do: from a tagged git repository.
+
+The working tree holds uncommitted files of several engineers, so tests never render from
+it directly. :func:`make_template_repo` copies what git would see (``git ls-files -co
+--exclude-standard``, symlinks kept as symlinks) into a fresh repository, commits it and
+tags it; optionally it first commits an *older release* derived from the tree, so
+``copier update`` can be tested from one release to the next.
+
+    repo = make_template_repo(tmp / "template")               # tag 1.0.0 = the working tree
+    project = render(repo, tmp / "gw", {"listen_port": 4100})  # copier copy --defaults
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OLD_TAG = "0.9.0"
+NEW_TAG = "1.0.0"
+SKIP_PARTS = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".git"})
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "template tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+    "GIT_COMMITTER_NAME": "template tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, **GIT_ENV, "HOME": str(cwd)}
+    done = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def working_tree_files(root: Path = REPO_ROOT) -> list[str]:
+    """Paths git would commit: tracked plus untracked-but-not-ignored, caches skipped."""
+    listed = git("ls-files", "-co", "--exclude-standard", "-z", cwd=root).split("\0")
+    return sorted({p for p in listed if p and not SKIP_PARTS.intersection(Path(p).parts)})
+
+
+def copy_tree(dest: Path, root: Path = REPO_ROOT) -> None:
+    """Copy the working tree's files into ``dest`` (symlinks stay symlinks)."""
+    for rel in working_tree_files(root):
+        src = root / rel
+        target = dest / rel
+        if not src.exists() and not src.is_symlink():
+            continue  # deleted in the working tree, not yet from the index
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            target.symlink_to(os.readlink(src))
+        elif src.is_file():
+            shutil.copy2(src, target)
+
+
+def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", message, cwd=repo)
+    if tag:
+        git("tag", tag, cwd=repo)
+
+
+def make_template_repo(
+    dest: Path, *, old_release: Callable[[Path], None] | None = None
+) -> Path:
+    """A git repository of the working tree, tagged ``NEW_TAG``.
+
+    With ``old_release``: the tree is first modified in place by that function, committed
+    and tagged ``OLD_TAG``; then the real tree is restored, committed and tagged ``NEW_TAG``.
+    """
+    dest.mkdir(parents=True)
+    git("init", "-q", cwd=dest)
+    copy_tree(dest)
+    if old_release is not None:
+        old_release(dest)
+        commit_all(dest, "old release", OLD_TAG)
+        for child in dest.iterdir():
+            if child.name != ".git":
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        copy_tree(dest)
+    commit_all(dest, "release", NEW_TAG)
+    return dest
+
+
+def render(
+    template: Path,
+    dest: Path,
+    data: Mapping[str, Any] | None = None,
+    *,
+    vcs_ref: str | None = None,
+) -> Path:
+    """``copier copy --defaults`` of ``template`` (a repository) into ``dest``."""
+    import copier
+
+    copier.run_copy(
+        str(template),
+        dest,
+        data=dict(data or {}),
+        defaults=True,
+        overwrite=True,
+        quiet=True,
+        vcs_ref=vcs_ref,
+        unsafe=False,
+    )
+    return dest
+
+
+def replace_in(path: Path, old: str, new: str) -> None:
+    """Replace text that must be there (a derived release must not silently drift)."""
+    text = path.read_text()
+    if old not in text:
+        raise AssertionError(f"{old!r} not found in {path}: update the derived old release")
+    path.write_text(text.replace(old, new, 1))
