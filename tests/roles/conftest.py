@@ -20,6 +20,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -123,16 +124,26 @@ def fake_upstream_port() -> Iterator[int]:
 
 
 @pytest.fixture(scope="session")
-def rendered_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workdir() -> Iterator[Path]:
+    """Our own scratch directory: pytest's numbered basetemp dirs are pruned by concurrent runs."""
+    path = Path(tempfile.mkdtemp(prefix="lcc-fleet-"))
+    yield path
+    if os.environ.get("LCC_FLEET_KEEP") != "1":
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rendered_project(workdir: Path) -> Path:
     """A project rendered from the working tree (copier follows the template's symlinks)."""
-    src = tmp_path_factory.mktemp("template-src")
+    src = workdir / "template-src"
+    src.mkdir()
     for name in ("copier.yml", "template", "provider", "roles"):
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, src / name, symlinks=True,
                             ignore=shutil.ignore_patterns(".mypy_cache", ".ruff_cache", "__pycache__", ".pytest_cache"))
         else:
             shutil.copy2(REPO / name, src / name)
-    dst = tmp_path_factory.mktemp("project") / SLUG
+    dst = workdir / SLUG
     answers = {
         "project_slug": SLUG,
         "gateway_hosts": json.dumps(list(GATEWAYS)),

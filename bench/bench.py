@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Benchmark the gateway: a real LiteLLM proxy with this provider, against the fake upstream.
+
+For each design (warm processes, the default; cold, one fresh CLI process per request) it
+starts a proxy, drives it with the official ``openai`` client at several concurrencies and
+prints one Markdown table with both designs side by side:
+
+- time to first token (p50, p95) and total latency (p50, p95), in seconds;
+- completions per second;
+- CPU-seconds per request (proxy and every CLI process, children included);
+- peak RSS of the proxy's whole process tree, in MiB;
+- upstream request bytes per completion, and how far above the client's own messages.
+
+The upstream sends ``--tokens`` tokens ``--token-delay`` seconds apart; its own time to
+first token is measured directly and shown in the first row, so the table reads as
+"overhead above the upstream".
+
+    python bench/bench.py                       # both designs, concurrency 1, 4, 8
+    python bench/bench.py --designs warm --concurrency 1 8 --requests 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import httpx
+import psutil
+from litellm_claude_code.testing import FakeAnthropicServer
+from openai import AsyncOpenAI
+
+MASTER_KEY = "sk-bench-master"
+PROMPT = "Say something about benchmarks."
+
+CONFIG = """\
+model_list:
+  - model_name: sonnet
+    litellm_params: {model: claude-code/sonnet}
+litellm_settings:
+  custom_provider_map:
+    - {provider: claude-code, custom_handler: litellm_claude_code.handler}
+router_settings: {num_retries: 0, disable_cooldowns: true}
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+  custom_auth: litellm_claude_code.proxy_auth.user_api_key_auth
+"""
+
+
+@dataclass
+class Row:
+    design: str
+    concurrency: int
+    requests: int
+    errors: int = 0
+    ttft_p50: float = 0.0
+    ttft_p95: float = 0.0
+    total_p50: float = 0.0
+    total_p95: float = 0.0
+    completions_per_s: float = 0.0
+    cpu_s_per_request: float = 0.0
+    peak_rss_mib: float = 0.0
+    upstream_bytes: float = 0.0
+    upstream_overhead_bytes: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class TreeSampler:
+    """Samples the RSS of a process and all its descendants; tracks the peak."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def cpu_seconds(self) -> float:
+        """CPU of the tree, with children already reaped (their time is in the parent's)."""
+        total = 0.0
+        try:
+            times = self.root.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.NoSuchProcess:
+            return total
+        for child in self.tree()[1:]:
+            try:
+                times = child.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = 0
+            for process in self.tree():
+                try:
+                    rss += process.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+            self.peak = max(self.peak, rss)
+            self._stop.wait(0.05)
+
+    def start(self) -> None:
+        self.peak = 0
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def start_proxy(
+    design: str, fake: FakeAnthropicServer, workdir: Path, concurrency: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = workdir / "config.yaml"
+    config.write_text(CONFIG)
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "ANTHROPIC_BASE_URL": fake.base_url,
+        "ANTHROPIC_API_KEY": "sk-ant-bench-upstream-key",
+        "LITELLM_CLAUDE_CODE_STATE_DIR": str(workdir / f"state-{design}"),
+        "LITELLM_CLAUDE_CODE_MAX_CONCURRENCY": str(concurrency),
+        "LITELLM_CLAUDE_CODE_QUEUE_TIMEOUT": "300",
+        "LITELLM_CLAUDE_CODE_WARM_ENABLED": "true" if design == "warm" else "false",
+        "LITELLM_CLAUDE_CODE_WARM_MAX": str(concurrency),
+        "LITELLM_CLAUDE_CODE_LOG_LEVEL": "WARNING",
+    }
+    litellm = Path(sys.executable).with_name("litellm")
+    proc = subprocess.Popen(
+        [str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / f"proxy-{design}.log", "wb"),  # noqa: SIM115 - lives as long as the proxy
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=1).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    stop_proxy(proc)
+    raise SystemExit(f"proxy ({design}) did not become ready; see {workdir}/proxy-{design}.log")
+
+
+def stop_proxy(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def one_request(client: AsyncOpenAI) -> tuple[float, float]:
+    started = time.perf_counter()
+    first = None
+    stream = await client.chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": PROMPT}], stream=True
+    )
+    async for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter() - started
+    total = time.perf_counter() - started
+    return (first if first is not None else total), total
+
+
+async def drive(port: int, concurrency: int, requests: int) -> tuple[list[tuple[float, float]], int, float]:
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=MASTER_KEY, max_retries=0, timeout=300)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(requests):
+        queue.put_nowait(index)
+    results: list[tuple[float, float]] = []
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        while True:
+            try:
+                queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            try:
+                results.append(await one_request(client))
+            except Exception as exc:
+                errors += 1
+                print(f"  request failed: {exc}", file=sys.stderr)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return results, errors, elapsed
+
+
+def upstream_ttft(fake: FakeAnthropicServer) -> tuple[float, float]:
+    """The fake upstream's own time to first token and total time, measured directly."""
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "stream": True,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
+    firsts, totals = [], []
+    for _ in range(5):
+        started = time.perf_counter()
+        first = None
+        with httpx.stream(
+            "POST", f"{fake.base_url}/v1/messages", json=body, headers={"x-api-key": "bench"}, timeout=30
+        ) as response:
+            for line in response.iter_lines():
+                if first is None and "text_delta" in line:
+                    first = time.perf_counter() - started
+        totals.append(time.perf_counter() - started)
+        firsts.append(first or totals[-1])
+    fake.clear()
+    return statistics.median(firsts), statistics.median(totals)
+
+
+def run_design(design: str, args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path) -> list[Row]:
+    rows = []
+    proc, port = start_proxy(design, fake, workdir, max(args.concurrency))
+    try:
+        sampler = TreeSampler(proc.pid)
+        asyncio.run(drive(port, 1, 2))  # first contact: import paths, first process
+        for concurrency in args.concurrency:
+            count = max(args.requests, concurrency * 2)
+            asyncio.run(drive(port, concurrency, concurrency))  # steady state: as many processes as clients
+            fake.clear()
+            cpu_before = sampler.cpu_seconds()
+            sampler.start()
+            results, errors, elapsed = asyncio.run(drive(port, concurrency, count))
+            sampler.stop()
+            cpu = sampler.cpu_seconds() - cpu_before
+            upstream = [r for r in fake.requests() if r["path"].startswith("/v1/messages")]
+            body = statistics.mean(r["body_bytes"] for r in upstream) if upstream else 0.0
+            ttfts = [r[0] for r in results]
+            totals = [r[1] for r in results]
+            rows.append(
+                Row(
+                    design=design,
+                    concurrency=concurrency,
+                    requests=count,
+                    errors=errors,
+                    ttft_p50=percentile(ttfts, 0.5),
+                    ttft_p95=percentile(ttfts, 0.95),
+                    total_p50=percentile(totals, 0.5),
+                    total_p95=percentile(totals, 0.95),
+                    completions_per_s=len(results) / elapsed if elapsed else 0.0,
+                    cpu_s_per_request=cpu / max(1, len(results)),
+                    peak_rss_mib=sampler.peak / 2**20,
+                    upstream_bytes=body,
+                    upstream_overhead_bytes=body - len(PROMPT),
+                )
+            )
+            print(f"  {design} c={concurrency}: {rows[-1].completions_per_s:.2f}/s", file=sys.stderr)
+    finally:
+        stop_proxy(proc)
+    return rows
+
+
+def table(rows: list[Row], upstream: tuple[float, float], args: argparse.Namespace) -> str:
+    lines = [
+        f"Upstream: {args.tokens} tokens, {args.token_delay * 1000:.0f} ms apart; its own first token "
+        f"{upstream[0]:.3f} s, whole answer {upstream[1]:.3f} s.",
+        "",
+        "| design | conc. | requests | TTFT p50 | TTFT p95 | total p50 | total p95 | completions/s | CPU-s/req "
+        "| peak RSS MiB | upstream bytes/req | above client msg |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        errors = f" ({row.errors} failed)" if row.errors else ""
+        lines.append(
+            f"| {row.design} | {row.concurrency} | {row.requests}{errors} | {row.ttft_p50:.3f} | {row.ttft_p95:.3f} "
+            f"| {row.total_p50:.3f} | {row.total_p95:.3f} | {row.completions_per_s:.2f} | {row.cpu_s_per_request:.2f} "
+            f"| {row.peak_rss_mib:.0f} | {row.upstream_bytes:.0f} | {row.upstream_overhead_bytes:.0f} |"
+        )
+    by_key = {(row.design, row.concurrency): row for row in rows}
+    ratios = []
+    for concurrency in args.concurrency:
+        warm, cold = by_key.get(("warm", concurrency)), by_key.get(("cold", concurrency))
+        if warm and cold and cold.completions_per_s:
+            ratios.append(
+                f"c={concurrency}: warm/cold throughput {warm.completions_per_s / cold.completions_per_s:.1f}x, "
+                f"TTFT p50 above upstream {warm.ttft_p50 - upstream[0]:.3f} s vs {cold.ttft_p50 - upstream[0]:.3f} s"
+            )
+    if ratios:
+        lines += ["", *[f"- {line}" for line in ratios]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--designs", nargs="+", default=["warm", "cold"], choices=["warm", "cold"])
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 8])
+    parser.add_argument("--requests", type=int, default=16, help="requests per concurrency level (at least 2x it)")
+    parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument("--token-delay", type=float, default=0.02)
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="lcc-bench-") as tmp,
+        FakeAnthropicServer(tokens=args.tokens, token_delay=args.token_delay) as fake,
+    ):
+        workdir = Path(tmp)
+        upstream = upstream_ttft(fake)
+        rows: list[Row] = []
+        for design in args.designs:
+            rows += run_design(design, args, fake, workdir)
+    print(table(rows, upstream, args))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"upstream": upstream, "rows": [asdict(r) for r in rows]}, indent=2))
+    return 0 if not any(row.errors for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
