@@ -80,6 +80,8 @@ def _descendants(root: psutil.Process | None = None) -> list[psutil.Process]:
     root = root or psutil.Process()
     foreign: set[int] = set()
     for pid in FOREIGN_ROOTS:
+        if pid == root.pid:
+            continue  # asked about that proxy itself (Proxy.claude_processes): its subtree is the answer
         with contextlib.suppress(psutil.Error):
             foreign.add(pid)
             foreign.update(p.pid for p in psutil.Process(pid).children(recursive=True))

@@ -67,9 +67,7 @@ def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any], float
             event, data = "", ""
 
 
-def stream(
-    fake: FakeAnthropicServer, payload: dict[str, Any]
-) -> list[tuple[str, dict[str, Any]]]:
+def stream(fake: FakeAnthropicServer, payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     events = []
     with httpx.stream(
         "POST",
@@ -87,9 +85,7 @@ def stream(
 
 def text_of(events: list[tuple[str, dict[str, Any]]]) -> str:
     return "".join(
-        d["delta"]["text"]
-        for n, d in events
-        if n == "content_block_delta" and d["delta"]["type"] == "text_delta"
+        d["delta"]["text"] for n, d in events if n == "content_block_delta" and d["delta"]["type"] == "text_delta"
     )
 
 
@@ -121,9 +117,7 @@ def test_streaming_event_order_and_content(fake_anthropic: FakeAnthropicServer) 
     }
     assert start["usage"]["input_tokens"] >= 1
     assert events[1][1]["content_block"] == {"type": "text", "text": ""}
-    assert text_of(events) == f"fake reply from {MODEL} " + " ".join(
-        f"tok{i}" for i in range(4, 12)
-    )
+    assert text_of(events) == f"fake reply from {MODEL} " + " ".join(f"tok{i}" for i in range(4, 12))
     delta = events[-2][1]
     assert delta["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
     assert delta["usage"]["output_tokens"] == 12
@@ -162,9 +156,7 @@ def test_non_streaming_message(fake_anthropic: FakeAnthropicServer) -> None:
 
 def test_tool_use_streaming_and_not(fake_anthropic: FakeAnthropicServer) -> None:
     tool = {"name": "get_weather", "input": {"city": "Paris", "days": [1, 2, 3]}}
-    events = stream(
-        fake_anthropic, body(directive(text="Let me check.", tool_use=tool))
-    )
+    events = stream(fake_anthropic, body(directive(text="Let me check.", tool_use=tool)))
     starts = [d for n, d in events if n == "content_block_start"]
     assert [s["content_block"]["type"] for s in starts] == ["text", "tool_use"]
     block = starts[1]["content_block"]
@@ -181,9 +173,7 @@ def test_tool_use_streaming_and_not(fake_anthropic: FakeAnthropicServer) -> None
 
     msg = post(fake_anthropic, body(directive(text="", tool_use=tool))).json()
     assert [b["type"] for b in msg["content"]] == ["tool_use"]
-    assert (
-        msg["content"][0]["input"] == tool["input"] and msg["stop_reason"] == "tool_use"
-    )
+    assert msg["content"][0]["input"] == tool["input"] and msg["stop_reason"] == "tool_use"
 
 
 def test_stop_reasons_usage_and_max_tokens(fake_anthropic: FakeAnthropicServer) -> None:
@@ -192,20 +182,14 @@ def test_stop_reasons_usage_and_max_tokens(fake_anthropic: FakeAnthropicServer) 
         body(directive(stop_reason="stop_sequence"), stop_sequences=["###"]),
     ).json()
     assert (msg["stop_reason"], msg["stop_sequence"]) == ("stop_sequence", "###")
-    msg = post(
-        fake_anthropic, body(directive(stop_reason="refusal", text="No."))
-    ).json()
+    msg = post(fake_anthropic, body(directive(stop_reason="refusal", text="No."))).json()
     assert msg["stop_reason"] == "refusal" and msg["content"][0]["text"] == "No."
     # A max_tokens budget smaller than the reply cuts it, like the real API.
     msg = post(fake_anthropic, {**body(directive(tokens=10)), "max_tokens": 3}).json()
     assert msg["stop_reason"] == "max_tokens" and msg["usage"]["output_tokens"] == 3
     events = stream(
         fake_anthropic,
-        body(
-            directive(
-                usage={"cache_read_input_tokens": 100, "cache_creation_input_tokens": 7}
-            )
-        ),
+        body(directive(usage={"cache_read_input_tokens": 100, "cache_creation_input_tokens": 7})),
     )
     usage = events[0][1]["message"]["usage"]
     assert usage["cache_read_input_tokens"] == 100
@@ -214,9 +198,7 @@ def test_stop_reasons_usage_and_max_tokens(fake_anthropic: FakeAnthropicServer) 
 
 def test_echo_and_delay(fake_anthropic: FakeAnthropicServer) -> None:
     t0 = time.monotonic()
-    msg = post(
-        fake_anthropic, body(f"say this back {directive(echo=True, delay=0.3)} please")
-    ).json()
+    msg = post(fake_anthropic, body(f"say this back {directive(echo=True, delay=0.3)} please")).json()
     assert time.monotonic() - t0 >= 0.3
     assert msg["content"][0]["text"] == "say this back  please"
 
@@ -236,9 +218,7 @@ def test_echo_and_delay(fake_anthropic: FakeAnthropicServer) -> None:
     ],
 )
 @pytest.mark.parametrize("streaming", [False, True])
-def test_error_status(
-    fake_anthropic: FakeAnthropicServer, status: int, err_type: str, streaming: bool
-) -> None:
+def test_error_status(fake_anthropic: FakeAnthropicServer, status: int, err_type: str, streaming: bool) -> None:
     scenario = {"error": {"status": status, "retry_after": 7, "message": "boom"}}
     resp = post(fake_anthropic, body(directive(**scenario), stream=streaming))
     assert resp.status_code == status
@@ -280,9 +260,7 @@ def test_error_mid_stream(fake_anthropic: FakeAnthropicServer) -> None:
     }
     assert fake_anthropic.requests()[-1]["outcome"] == "stream_error"
     # Without streaming the same scenario is an HTTP 529.
-    assert (
-        post(fake_anthropic, body(directive(error_after_tokens=3))).status_code == 529
-    )
+    assert post(fake_anthropic, body(directive(error_after_tokens=3))).status_code == 529
 
 
 def test_dropped_connection_then_keeps_serving(
@@ -322,9 +300,7 @@ def test_client_disconnect_mid_stream(fake_anthropic: FakeAnthropicServer) -> No
             if name == "content_block_delta":
                 break  # leave mid-stream; closing the response closes the socket
     deadline = time.monotonic() + 5
-    while (
-        fake_anthropic.requests()[0]["outcome"] is None and time.monotonic() < deadline
-    ):
+    while fake_anthropic.requests()[0]["outcome"] is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fake_anthropic.requests()[0]["outcome"] == "client_disconnected"
     assert post(fake_anthropic, body()).status_code == 200
@@ -386,9 +362,7 @@ def test_queue_fifo_and_priority(fake_anthropic: FakeAnthropicServer) -> None:
         return str(content[0]["text"])
 
     assert reply() == "one"
-    assert (
-        reply(directive(text="directive wins")) == "directive wins"
-    )  # queue untouched
+    assert reply(directive(text="directive wins")) == "directive wins"  # queue untouched
     assert reply() == "two"
     assert reply() == "three"
     assert reply().startswith(f"fake reply from {MODEL}")
@@ -410,9 +384,7 @@ def test_control_api(fake_anthropic: FakeAnthropicServer) -> None:
     resp = httpx.post(base + "/_fake/scenarios", json=[{"text": "a"}, {"text": "b"}])
     assert resp.json() == {"ok": True, "queued": 2}
     assert httpx.get(base + "/_fake/scenarios").json() == [{"text": "a"}, {"text": "b"}]
-    assert (
-        httpx.post(base + "/_fake/scenarios", json={"tokens": "x"}).status_code == 400
-    )
+    assert httpx.post(base + "/_fake/scenarios", json={"tokens": "x"}).status_code == 400
     assert httpx.post(base + "/_fake/scenarios", content=b"{oops").status_code == 400
     assert post(fake_anthropic, body()).json()["content"][0]["text"] == "a"
     assert httpx.delete(base + "/_fake/scenarios").json() == {"ok": True, "cleared": 1}
@@ -435,10 +407,7 @@ def test_set_default_layers_under_scenarios(
     fake_anthropic.set_default(error={"status": 500})
     assert post(fake_anthropic, body()).status_code == 500
     # A scenario can unset a default key with null.
-    assert (
-        post(fake_anthropic, body(directive(error=None, text="fine"))).status_code
-        == 200
-    )
+    assert post(fake_anthropic, body(directive(error=None, text="fine"))).status_code == 200
     fake_anthropic.set_default(error=None)
     assert post(fake_anthropic, body()).status_code == 200
 
@@ -497,23 +466,14 @@ def test_auth_required_and_accept_keys() -> None:
         resp = httpx.post(url, json=body())
         assert resp.status_code == 401
         assert resp.json()["error"]["type"] == "authentication_error"
-        assert (
-            httpx.post(url, json=body(), headers={"x-api-key": "bad"}).status_code
-            == 401
-        )
-        assert (
-            httpx.post(url, json=body(), headers={"x-api-key": "good"}).status_code
-            == 200
-        )
+        assert httpx.post(url, json=body(), headers={"x-api-key": "bad"}).status_code == 401
+        assert httpx.post(url, json=body(), headers={"x-api-key": "good"}).status_code == 200
         ok = httpx.post(url, json=body(), headers={"authorization": "Bearer good"})
         assert ok.status_code == 200
         assert [r["status"] for r in fake.requests()] == [401, 401, 200, 200]
         assert fake.requests()[1]["auth"] == "bad"  # rejected requests are logged too
         fake.set_accept_keys(None)
-        assert (
-            httpx.post(url, json=body(), headers={"x-api-key": "any"}).status_code
-            == 200
-        )
+        assert httpx.post(url, json=body(), headers={"x-api-key": "any"}).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -526,9 +486,7 @@ def test_auth_required_and_accept_keys() -> None:
         (json.dumps({"model": "m", "messages": []}).encode(), "max_tokens"),
     ],
 )
-def test_invalid_body(
-    fake_anthropic: FakeAnthropicServer, payload: bytes, fragment: str
-) -> None:
+def test_invalid_body(fake_anthropic: FakeAnthropicServer, payload: bytes, fragment: str) -> None:
     resp = post(fake_anthropic, payload)
     assert resp.status_code == 400
     err = resp.json()
@@ -537,9 +495,7 @@ def test_invalid_body(
 
 
 def test_unknown_path_404_and_logged(fake_anthropic: FakeAnthropicServer) -> None:
-    resp = httpx.get(
-        fake_anthropic.base_url + "/v1/models?limit=5", headers={"x-api-key": KEY}
-    )
+    resp = httpx.get(fake_anthropic.base_url + "/v1/models?limit=5", headers={"x-api-key": KEY})
     assert resp.status_code == 404
     assert resp.json()["error"]["type"] == "not_found_error"
     assert httpx.get(fake_anthropic.base_url + "/v1/messages").status_code == 405
@@ -600,9 +556,7 @@ def test_cli_main_subprocess(tmp_path: Path) -> None:
     }
     cmd = [sys.executable, "-m", "litellm_claude_code.testing.fake_anthropic"]
     cmd += ["--port", "0", "--accept-key", "flag-key", "--tokens", "4"]
-    proc = subprocess.Popen(
-        cmd, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path
-    )
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         assert proc.stderr is not None
         seen = []
@@ -615,14 +569,8 @@ def test_cli_main_subprocess(tmp_path: Path) -> None:
         url = base + "/v1/messages"
         ok = httpx.post(url, json=body(), headers={"x-api-key": "env-key"}, timeout=5)
         assert ok.json()["usage"]["output_tokens"] == 4
-        assert (
-            httpx.post(url, json=body(), headers={"x-api-key": "flag-key"}).status_code
-            == 200
-        )
-        assert (
-            httpx.post(url, json=body(), headers={"x-api-key": "nope"}).status_code
-            == 401
-        )
+        assert httpx.post(url, json=body(), headers={"x-api-key": "flag-key"}).status_code == 200
+        assert httpx.post(url, json=body(), headers={"x-api-key": "nope"}).status_code == 401
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
@@ -697,9 +645,7 @@ def test_cli_plain_prompt(fake_anthropic: FakeAnthropicServer, tmp_path: Path) -
     assert result["is_error"] is False and result["subtype"] == "success"
     (req,) = fake_anthropic.messages_requests()
     model = req["model"]
-    assert (
-        model.startswith("claude-") and "sonnet" in model
-    )  # alias resolved by the CLI
+    assert model.startswith("claude-") and "sonnet" in model  # alias resolved by the CLI
     assert result["result"].startswith(f"fake reply from {model} tok4")
     assert req["query"] == {"beta": "true"} and req["stream"] is True
     assert req["auth_scheme"] == "x-api-key" and req["auth"] == KEY
@@ -713,26 +659,20 @@ def test_cli_plain_prompt(fake_anthropic: FakeAnthropicServer, tmp_path: Path) -
 
 
 @pytest.mark.integration
-def test_cli_401_fails_fast(
-    fake_anthropic: FakeAnthropicServer, tmp_path: Path
-) -> None:
+def test_cli_401_fails_fast(fake_anthropic: FakeAnthropicServer, tmp_path: Path) -> None:
     prompt = "hi " + directive(error={"status": 401, "message": "bad key"})
     proc, result, elapsed = run_cli(fake_anthropic, tmp_path, prompt)
     assert proc.returncode != 0
     assert result["is_error"] is True and result["api_error_status"] == 401
     assert elapsed < 20
     assert len(fake_anthropic.messages_requests()) == 1  # CLAUDE_CODE_MAX_RETRIES=0
-    assistant = [
-        json.loads(x) for x in proc.stdout.splitlines() if '"type":"assistant"' in x
-    ]
+    assistant = [json.loads(x) for x in proc.stdout.splitlines() if '"type":"assistant"' in x]
     assert assistant and assistant[-1]["error"] == "authentication_failed"
     assert "bad key" in json.dumps(assistant[-1]["message"]["content"])
 
 
 @pytest.mark.integration
-def test_cli_oauth_token_arrives_as_bearer(
-    fake_anthropic: FakeAnthropicServer, tmp_path: Path
-) -> None:
+def test_cli_oauth_token_arrives_as_bearer(fake_anthropic: FakeAnthropicServer, tmp_path: Path) -> None:
     proc, result, _ = run_cli(
         fake_anthropic,
         tmp_path,
@@ -747,9 +687,7 @@ def test_cli_oauth_token_arrives_as_bearer(
 
 
 @pytest.mark.integration
-def test_cli_stream_error_falls_back_to_non_streaming(
-    fake_anthropic: FakeAnthropicServer, tmp_path: Path
-) -> None:
+def test_cli_stream_error_falls_back_to_non_streaming(fake_anthropic: FakeAnthropicServer, tmp_path: Path) -> None:
     """After a failed stream the CLI retries once WITHOUT streaming (even with
     CLAUDE_CODE_MAX_RETRIES=0); the queue scripts both attempts."""
     fake_anthropic.push([{"error_after_tokens": 2}, {"text": "recovered"}])
@@ -761,9 +699,7 @@ def test_cli_stream_error_falls_back_to_non_streaming(
 
 
 @pytest.mark.integration
-def test_cli_tool_use_round_trip(
-    fake_anthropic: FakeAnthropicServer, tmp_path: Path
-) -> None:
+def test_cli_tool_use_round_trip(fake_anthropic: FakeAnthropicServer, tmp_path: Path) -> None:
     """A tool call makes the CLI send a second request ending in a tool_result;
     that message carries no directive, so it gets the queue/default reply."""
     prompt = "go " + directive(tool_use={"name": "Bash", "input": {"command": "ls"}})

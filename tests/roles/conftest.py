@@ -12,7 +12,6 @@ Set ``LCC_FLEET_KEEP=1`` to keep them for debugging.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -33,13 +32,26 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # `tests.support` without relying on pytest's rootdir
+    sys.path.insert(0, str(REPO))
+
+from tests.support.wheelhouse import fill_wheelhouse  # noqa: E402
+
 BIN = Path(sys.executable).parent
 SYSTEMD_IMAGE = os.environ.get("LCC_SYSTEMD_IMAGE", "litellm-claude-code/systemd:bookworm")
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "litellm-claude-code-tests"
 # The flags that run systemd as PID 1 here (--privileged fails on this machine kind).
 SYSTEMD_RUN_FLAGS = [
-    "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    "--cap-add",
+    "SYS_ADMIN",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--cgroupns=host",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
 ]
 GATEWAYS = ("gw1", "gw2")
 LB = "lb1"
@@ -68,18 +80,6 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     return run(["docker", *args], check=check, timeout=timeout)
 
 
-def _tree_digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for base in paths:
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-        for p in files:
-            if any(part in {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"} for part in p.parts):
-                continue
-            h.update(str(p.relative_to(base.parent)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 # ------------------------------------------------------------------------------------------ session
 
 
@@ -98,7 +98,10 @@ def fake_upstream_port() -> Iterator[int]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "provider/src"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "litellm_claude_code.testing.fake_anthropic", "--host", "0.0.0.0", "--port", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None
@@ -139,8 +142,12 @@ def rendered_project(workdir: Path) -> Path:
     src.mkdir()
     for name in ("copier.yml", "template", "provider", "roles"):
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name, symlinks=True,
-                            ignore=shutil.ignore_patterns(".mypy_cache", ".ruff_cache", "__pycache__", ".pytest_cache"))
+            shutil.copytree(
+                REPO / name,
+                src / name,
+                symlinks=True,
+                ignore=shutil.ignore_patterns(".mypy_cache", ".ruff_cache", "__pycache__", ".pytest_cache"),
+            )
         else:
             shutil.copy2(REPO / name, src / name)
     dst = workdir / SLUG
@@ -160,29 +167,7 @@ def rendered_project(workdir: Path) -> Path:
 @pytest.fixture(scope="session")
 def wheelhouse(rendered_project: Path) -> Path:
     """The project's wheelhouse, as `make wheelhouse` builds it; dependency wheels cached across runs."""
-    project = rendered_project
-    deps = CACHE / f"deps-{_tree_digest(project / 'requirements.txt', project / 'requirements.lock')}"
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "wheel", "--quiet"]
-    if not (deps / ".complete").exists():
-        shutil.rmtree(deps, ignore_errors=True)
-        deps.mkdir(parents=True)
-        run([*pip, "--wheel-dir", str(deps), "-c", str(project / "requirements.lock"),
-             "-r", str(project / "requirements.txt")], timeout=900)
-        (deps / ".complete").touch()
-    house = project / "wheelhouse"
-    for wheel in deps.glob("*.whl"):
-        target = house / wheel.name
-        if not target.exists():
-            try:
-                os.link(wheel, target)
-            except OSError:
-                shutil.copy2(wheel, target)
-    run([*pip, "--no-deps", "--wheel-dir", str(house), str(project / "provider")], timeout=300)
-    # Debian 12's python3 is 3.11.2: redis requires async-timeout below 3.11.3, which a wheelhouse
-    # resolved on a newer 3.11 controller does not contain.
-    if not list(house.glob("async_timeout-*.whl")):
-        run([*pip, "--wheel-dir", str(house), "async-timeout>=4.0.3"], timeout=300)
-    return house
+    return fill_wheelhouse(rendered_project)
 
 
 # ------------------------------------------------------------------------------------------ fleet
@@ -220,23 +205,45 @@ class Fleet:
 
     def playbook(self, playbook: str = "ansible/site.yml", *extra: str) -> dict[str, Any]:
         cmd = [
-            str(BIN / "ansible-playbook"), "-i", "ansible/inventory.yml", "-i", str(self.project / "docker-hosts.yml"),
-            "-e", f"@{self.vars_file()}", playbook, *extra,
+            str(BIN / "ansible-playbook"),
+            "-i",
+            "ansible/inventory.yml",
+            "-i",
+            str(self.project / "docker-hosts.yml"),
+            "-e",
+            f"@{self.vars_file()}",
+            playbook,
+            *extra,
         ]
-        env = {**os.environ, "ANSIBLE_CONFIG": str(self.project / "ansible/ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
-               "ANSIBLE_NOCOLOR": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(self.project / "ansible/ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+        }
         started = time.monotonic()
         proc = run(cmd, check=False, timeout=1200, cwd=self.project, env=env)
-        recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
-                 for m in RECAP.findall(proc.stdout)}
-        result = {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr, "recap": recap,
-                  "seconds": round(time.monotonic() - started, 1), "cmd": cmd}
+        recap = {
+            m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+            for m in RECAP.findall(proc.stdout)
+        }
+        result = {
+            "rc": proc.returncode,
+            "stdout": proc.stdout,
+            "stderr": proc.stderr,
+            "recap": recap,
+            "seconds": round(time.monotonic() - started, 1),
+            "cmd": cmd,
+        }
         self.runs.append(result)
         (self.project / f"ansible-run-{len(self.runs)}.log").write_text(proc.stdout + "\n" + proc.stderr)
         return result
 
     # ---- hosts
-    def sh(self, host: str, script: str, *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def sh(
+        self, host: str, script: str, *, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return docker("exec", self.containers[host], "bash", "-c", script, check=check, timeout=timeout)
 
     def main_pid(self, host: str) -> int:
@@ -246,9 +253,13 @@ class Fleet:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.sh(host, f"systemctl is-active {SLUG}.service", check=False).stdout.strip()
-            ready = self.sh(host, "curl -fsS -o /dev/null http://127.0.0.1:4000/health/readiness 2>/dev/null"
-                                  " || python3 -c \"import urllib.request as u; u.urlopen("
-                                  "'http://127.0.0.1:4000/health/readiness', timeout=3)\"", check=False)
+            ready = self.sh(
+                host,
+                "curl -fsS -o /dev/null http://127.0.0.1:4000/health/readiness 2>/dev/null"
+                ' || python3 -c "import urllib.request as u; u.urlopen('
+                "'http://127.0.0.1:4000/health/readiness', timeout=3)\"",
+                check=False,
+            )
             if state == "active" and ready.returncode == 0:
                 return
             time.sleep(1)
@@ -280,15 +291,22 @@ def fleet(systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_ups
     network = prefix
     keep = os.environ.get("LCC_FLEET_KEEP") == "1"
     docker("network", "create", network)
-    fleet = Fleet(project=rendered_project, prefix=prefix, network=network, upstream_port=fake_upstream_port,
-                  upstream_host=_docker_network_gateway(network),
-                  master_key="sk-fleet-" + secrets.token_urlsafe(16), token="sk-ant-oat01-fleet-" + secrets.token_urlsafe(16))
+    fleet = Fleet(
+        project=rendered_project,
+        prefix=prefix,
+        network=network,
+        upstream_port=fake_upstream_port,
+        upstream_host=_docker_network_gateway(network),
+        master_key="sk-fleet-" + secrets.token_urlsafe(16),
+        token="sk-ant-oat01-fleet-" + secrets.token_urlsafe(16),
+    )
     try:
         for host in (*GATEWAYS, LB):
             name = f"{prefix}-{host}"
             fleet.containers[host] = name
-            docker("run", "-d", "--name", name, "--hostname", host, "--network", network, *SYSTEMD_RUN_FLAGS,
-                   systemd_image)
+            docker(
+                "run", "-d", "--name", name, "--hostname", host, "--network", network, *SYSTEMD_RUN_FLAGS, systemd_image
+            )
         for host, name in fleet.containers.items():
             deadline = time.monotonic() + 60
             while True:
@@ -298,11 +316,15 @@ def fleet(systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_ups
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{name}: systemd is {state!r} after 60 s")
                 time.sleep(1)
-            fleet.ips[host] = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                                     name).stdout.strip()
+            fleet.ips[host] = docker(
+                "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name
+            ).stdout.strip()
         hosts = {
             "all": {
-                "vars": {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"},
+                "vars": {
+                    "ansible_connection": "community.docker.docker",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                },
                 "children": {
                     "gateways": {"hosts": {h: {"ansible_host": fleet.containers[h]} for h in GATEWAYS}},
                     "lb": {"hosts": {LB: {"ansible_host": fleet.containers[LB]}}},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -72,6 +73,9 @@ def test_check_mode_reports_no_change(converged: Fleet) -> None:
 def test_status_playbook(converged: Fleet) -> None:
     result = converged.playbook("ansible/status.yml")
     assert result["rc"] == 0, _fail_report(result)
+    assert re.search(r"RequestsLastHour=\d+ Status4xxLastHour=\d+ Status5xxLastHour=\d+", result["stdout"]), (
+        _fail_report(result)
+    )
     assert all(r["changed"] == 0 for r in result["recap"].values()), _fail_report(result)
 
 
@@ -90,8 +94,9 @@ def test_unit_active_and_hardened(converged: Fleet, host: str) -> None:
 
 @pytest.mark.parametrize("host", GATEWAYS)
 def test_secrets_not_world_readable(converged: Fleet, host: str) -> None:
-    out = converged.sh(host, f"stat -c '%n %a %U %G' /etc/{SLUG}/secrets.env /etc/{SLUG}/credentials "
-                             f"/etc/{SLUG}/credentials/*").stdout.split("\n")
+    out = converged.sh(
+        host, f"stat -c '%n %a %U %G' /etc/{SLUG}/secrets.env /etc/{SLUG}/credentials /etc/{SLUG}/credentials/*"
+    ).stdout.split("\n")
     modes = {line.split()[0]: line.split()[1:] for line in out if line}
     assert modes[f"/etc/{SLUG}/secrets.env"] == ["600", "root", "root"]
     assert modes[f"/etc/{SLUG}/credentials"] == ["750", "root", SLUG]
@@ -195,3 +200,69 @@ def test_master_key_is_enforced(converged: Fleet) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=60)
     assert err.value.code == 401
+
+
+def test_preflight_says_which_secret_is_missing(converged: Fleet) -> None:
+    result = converged.playbook(
+        "ansible/site.yml", "--limit", GATEWAYS[0], "-e", json.dumps({"claude_code_gateway_claude_token": ""})
+    )
+    output = result["stdout"] + result["stderr"]
+    assert result["rc"] != 0, "a missing Claude token must stop the play"
+    assert "Set claude_code_gateway_master_key" in output, output[-3000:]
+    assert "claude_code_gateway_claude_token" in output, output[-3000:]
+    assert result["recap"][GATEWAYS[0]]["changed"] == 0, _fail_report(result)
+    assert converged.master_key not in output
+
+
+def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
+    """A deploy that restarts every gateway (serial: 1) drops no request sent through nginx."""
+    pids = {h: converged.main_pid(h) for h in GATEWAYS}
+    extra_env = {
+        "ANTHROPIC_BASE_URL": f"http://{converged.upstream_host}:{converged.upstream_port}",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+        "LCC_DEPLOYMENT_MARK": str(time.time_ns()),
+    }
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    # Streams of about 1.5 s each, so some are in flight on a gateway when it restarts.
+    prompt = 'during the deploy [[fake:{"token_delay": 0.1, "tokens": 15}]]'
+
+    def one_stream() -> str:
+        text, finished = "", False
+        with urllib.request.urlopen(_chat(converged, prompt, stream=True), timeout=60) as resp:
+            for raw in resp:
+                line = raw.decode().strip()
+                if line == "data: [DONE]":
+                    finished = True
+                elif line.startswith("data:"):
+                    chunk = json.loads(line[5:])
+                    if "error" in chunk:
+                        return f"in-band error: {chunk['error']}"
+                    if chunk.get("choices"):
+                        text += chunk["choices"][0]["delta"].get("content") or ""
+        words = text.split()
+        return "ok" if finished and len(words) == 15 else f"incomplete ({len(words)} words, done={finished})"
+
+    def traffic() -> None:
+        while not stop.is_set():
+            try:
+                outcomes.append(one_stream())
+            except Exception as exc:  # every failure is counted, whatever its kind
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=traffic, daemon=True) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        result = converged.playbook("ansible/site.yml", "-e", json.dumps({"claude_code_gateway_extra_env": extra_env}))
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=90)
+    assert result["rc"] == 0, _fail_report(result)
+    restarted = {h: converged.main_pid(h) != pids[h] for h in GATEWAYS}
+    assert restarted == dict.fromkeys(GATEWAYS, True), f"every gateway restarts on a changed environment: {restarted}"
+    failures = [o for o in outcomes if o != "ok"]
+    assert len(outcomes) >= 10, f"too little traffic during the deploy to prove anything: {outcomes}"
+    assert not failures, f"{len(failures)} of {len(outcomes)} requests failed during the rolling update: {failures[:5]}"

@@ -69,6 +69,11 @@ QUIET_VARIABLES = {
     "CLAUDE_CODE_IDE_SKIP_AUTO_INSTALL": "1",
 }
 
+# Largest single JSON line read from the CLI. The SDK's default (1 MiB) is too small: the CLI
+# echoes the user turn back (--replay-user-messages), so a prompt of several MB, or a large
+# inline image, would fail the request. The buffer only grows as a line needs it.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
 LAUNCHER = """#!/bin/sh
 # Written by litellm-claude-code. Runs the Claude Code CLI with only the environment
 # variables named in LCC_KEEP, and records its process id in LCC_PIDFILE, so the provider
@@ -268,6 +273,7 @@ def build_options(
         cli_path=str(launcher),
         env=build_environment(settings, spec, workspace, cli),
         include_partial_messages=True,
+        max_buffer_size=MAX_MESSAGE_BYTES,
         stderr=stderr,
         # The user turn is replayed with its id, which a verified reset rewinds to. Slash
         # commands stay off: a prompt that starts with "/" is sent to Claude, not run.

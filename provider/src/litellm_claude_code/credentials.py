@@ -39,12 +39,23 @@ class Credential:
         return hashlib.sha256(self.value.encode()).hexdigest()[:12]
 
 
+def _shown(path: str) -> str:
+    """``path`` for an error message, unless it may be the token itself.
+
+    Putting the token into ``<NAME>_FILE`` instead of ``<NAME>`` is an easy slip; the error
+    must not then copy the token into a client's error body or the log.
+    """
+    if Path(path).is_absolute() or path.startswith(("./", "../", "~/")) or Path(path).exists():
+        return repr(path)
+    return "a value that is not a path (it must name the file that holds the token, not hold the token)"
+
+
 def _read_file(path: str, variable: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigurationError(
-            f"{variable}_FILE names {path!r}, which cannot be read ({exc.strerror}). Check the path and that "
+            f"{variable}_FILE names {_shown(path)}, which cannot be read ({exc.strerror}). Check the path and that "
             "the service user may read it."
         ) from None
 
@@ -62,7 +73,7 @@ def resolve_credential(env: Mapping[str, str] | None = None) -> Credential:
             value = _read_file(file_path, variable)
             if value:
                 return Credential(variable, value, f"file {file_path}")
-            raise ConfigurationError(f"{variable}_FILE names {file_path!r}, which is empty. Put the token in it.")
+            raise ConfigurationError(f"{variable}_FILE names {_shown(file_path)}, which is empty. Put the token in it.")
         if credentials_dir:
             candidate = Path(credentials_dir) / variable.lower()
             if candidate.is_file():

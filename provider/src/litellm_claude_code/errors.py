@@ -88,15 +88,20 @@ class CLIFailedError(ClaudeCodeError):
     status = 502
 
 
-def from_upstream_status(status: int | None, detail: str, token_setting: str) -> ClaudeCodeError:
-    """Map the upstream HTTP status the CLI reported to the error the client should see."""
+def from_upstream_status(
+    status: int | None, detail: str, token_setting: str, *, retry_after: float | None = None
+) -> ClaudeCodeError:
+    """Map the upstream HTTP status the CLI reported to the error the client should see.
+
+    ``retry_after`` is the wait the upstream asked for, when the CLI reported one.
+    """
     if status == 401 or status == 403:
         return UpstreamAuthError(
             f"Anthropic rejected the credentials (HTTP {status}). Check {token_setting}: it must hold a valid "
             "token (`claude setup-token`) or API key. It is read at each request, so no restart is needed."
         )
     if status == 429:
-        return RateLimitedError("Anthropic rate limit reached; retry later.", retry_after=None)
+        return RateLimitedError("Anthropic rate limit reached; retry later.", retry_after=retry_after)
     if status == 529 or status == 503:
         return UpstreamOverloadedError(f"Anthropic is overloaded (HTTP {status}); retry later.", retry_after=5)
     if status == 400 or status == 413:

@@ -10,10 +10,11 @@ Nothing of one request can reach another.
 When a request ends, its process goes back to the pool if the reset is verified, the
 process is young enough and the pool has room; otherwise it is stopped and, when no other
 request is waiting, a fresh one is started for the same spec in the background. A warm
-process is checked before use (alive, start-up succeeded); a failed one is discarded and
-the request is served by a fresh process, so the user never sees an error they did not
-cause. A rotated credential retires the processes started with the old one. Idle ones stop
-after the idle timeout.
+process is checked before use (alive, start-up succeeded, younger than the maximum age);
+any other is discarded and the request is served by a fresh process, so the user never sees
+an error they did not cause. A rotated credential retires the processes started with the old
+one. Idle ones stop after the idle timeout. A discarded process gives its slot back only once
+it is reaped, so the slot count bounds live processes, not only the bookkeeping.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from .settings import Settings
 from .slots import Slots
 
 logger = logging.getLogger("litellm_claude_code")
+
+# How long a request waits for a warm process that is still starting. A start takes about a
+# second, a dozen on two busy cores; one that takes longer is hung, and is replaced.
+WARM_START_WAIT = 20.0
 
 
 @dataclass(slots=True)
@@ -85,12 +90,12 @@ class WarmPool:
     def put_back(self, process: CliProcess) -> bool:
         """Keep a process whose conversation was reset (with its slot); False: caller closes it."""
         settings = self.settings
-        too_old = time.monotonic() - process.created_at > settings.warm_max_age
+        too_old = self._too_old(process)
         if not self.enabled or too_old or process.uses >= settings.warm_max_uses or self.size >= settings.warm_max:
             return False
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
-        self._entries.setdefault(process.spec.key, []).append(WarmEntry(process, done))  # type: ignore[arg-type]
+        self._entries.setdefault(process.spec.key, []).append(WarmEntry(process, done))
         self.reused += 1
         self._ensure_reaper()
         self.slots.notify()
@@ -106,14 +111,19 @@ class WarmPool:
             if not entries:
                 del self._entries[spec.key]
             try:
-                await asyncio.shield(entry.task)
+                await asyncio.wait_for(asyncio.shield(entry.task), WARM_START_WAIT)
             except asyncio.CancelledError:
                 self._discard(entry)
                 raise
+            except TimeoutError:
+                # Hung in its start-up (the SDK itself would wait 60 s): a fresh process is quicker.
+                logger.warning("warm process not started after %g s; it is stopped", WARM_START_WAIT)
+                self._discard(entry)
+                continue
             except Exception:
                 self._discard(entry)
                 continue
-            if entry.process.alive():
+            if entry.process.alive() and not self._too_old(entry.process):
                 self.hits += 1
                 return entry.process
             self._discard(entry)
@@ -144,14 +154,21 @@ class WarmPool:
         self._discard(entry, release=False)
         return True
 
+    def _too_old(self, process: CliProcess) -> bool:
+        """Past ``warm_max_age`` since start: it serves no new request (checked on return and on take)."""
+        return time.monotonic() - process.created_at > self.settings.warm_max_age
+
     def _discard(self, entry: WarmEntry, *, release: bool = True) -> None:
+        """Stop a warm process. Its slot is freed only once the process is reaped, so a replacement
+        never runs next to it: ``max_concurrency`` bounds live processes, not just bookkeeping."""
         self.discarded += 1
         if not entry.task.done():
             entry.task.cancel()
+        entry.process.kill()  # at once; the close task below only reaps it and removes its files
         closing = asyncio.get_running_loop().create_task(entry.process.close())
         closing.add_done_callback(_consume_exception)
         if release:
-            self.slots.release()
+            closing.add_done_callback(lambda _task: self.slots.release())
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
@@ -164,7 +181,7 @@ class WarmPool:
             now = time.monotonic()
             for key, entries in list(self._entries.items()):
                 for entry in list(entries):
-                    expired = now - entry.since > self.settings.warm_idle_timeout
+                    expired = now - entry.since > self.settings.warm_idle_timeout or self._too_old(entry.process)
                     dead = entry.task.done() and (entry.task.exception() is not None or not entry.process.alive())
                     if expired or dead:
                         entries.remove(entry)

@@ -133,7 +133,11 @@ class CliProcess:
         """Forget the last turn, verified; True only if the conversation is now empty."""
         if self.closed or self.busy or not self.completed or not self._turn_uuid or not self.alive():
             logger.debug(
-                "no reset: closed=%s busy=%s completed=%s turn=%s", self.closed, self.busy, self.completed, self._turn_uuid
+                "no reset: closed=%s busy=%s completed=%s turn=%s",
+                self.closed,
+                self.busy,
+                self.completed,
+                self._turn_uuid,
             )
             return False
         query = getattr(self._client, "_query", None)

@@ -23,7 +23,7 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
 from .engine import Engine, Request
-from .errors import BadRequestError
+from .errors import BadRequestError, ClaudeCodeError
 from .messages import convert_messages
 from .observability import configure
 from .settings import Settings
@@ -128,10 +128,13 @@ class ClaudeCodeProvider(CustomLLM):
 
     async def _chunks(self, request: Request) -> AsyncIterator[GenericStreamingChunk]:
         outcome = Outcome()
-        async for text in self.engine().stream(request, outcome):
-            yield GenericStreamingChunk(
-                text=text, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
-            )
+        try:
+            async for text in _in_own_task(self.engine().stream(request, outcome)):
+                yield GenericStreamingChunk(
+                    text=text, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
+                )
+        except ClaudeCodeError as exc:
+            raise _with_headers(exc, request.model) from None
         usage = outcome.usage
         yield GenericStreamingChunk(
             text="",
@@ -156,7 +159,10 @@ class ClaudeCodeProvider(CustomLLM):
             litellm_params=kwargs.get("litellm_params"),
         )
         outcome = Outcome()
-        parts = [text async for text in self.engine().stream(request, outcome)]
+        try:
+            parts = [text async for text in self.engine().stream(request, outcome)]
+        except ClaudeCodeError as exc:
+            raise _with_headers(exc, request.model) from None
         response = kwargs.get("model_response")
         if not isinstance(response, ModelResponse):
             response = ModelResponse()
@@ -183,6 +189,80 @@ class ClaudeCodeProvider(CustomLLM):
             litellm_params=kwargs.get("litellm_params"),
         )
         return self._thread().iterate(self._chunks(request))
+
+
+async def _in_own_task(source: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Iterate ``source`` in a task of its own and pass its items on.
+
+    The engine bounds a request with ``asyncio.timeout``, which cancels the task that entered
+    it. The LiteLLM proxy pulls a stream's first chunk in one task and the rest in another
+    (the response's), so, run directly, a stream's timeout would cancel a task that is long
+    done and a slow stream would run unbounded. Here one task runs the engine's generator
+    from start to end. When the consumer goes away (closed stream, cancelled request), that
+    task is cancelled and awaited, so the CLI process is stopped before this returns.
+    """
+    items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                items.put_nowait(("item", item))
+        except BaseException as exc:
+            items.put_nowait(("error", exc))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            items.put_nowait(("end", None))
+
+    task = asyncio.get_running_loop().create_task(pump())
+    try:
+        while True:
+            kind, value = await items.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=30)
+
+
+# LiteLLM maps a provider's exception to its own class and keeps the provider's headers only
+# as `llm_provider-*` ones, so a plain ClaudeCodeError's Retry-After reaches a proxy client
+# as `llm_provider-retry-after`. A LiteLLM exception is passed through unmapped, and the
+# proxy answers with its `headers` as they are: errors that carry headers are raised as a
+# class that is both the provider's error and LiteLLM's (`except QueueFullError` still works).
+_LITELLM_CLASSES: dict[int, type[Exception]] = {
+    429: litellm.RateLimitError,
+    503: litellm.ServiceUnavailableError,
+}
+_HYBRIDS: dict[tuple[type[ClaudeCodeError], type[Exception]], type[Exception]] = {}
+# A 429 always says when to come back. The CLI reports the upstream's own Retry-After only
+# when it retried; without one, this many seconds.
+DEFAULT_RATE_LIMIT_RETRY_AFTER = 10
+
+
+def _with_headers(exc: ClaudeCodeError, model: str) -> Exception:
+    """``exc``, or an equivalent LiteLLM exception when it has headers (Retry-After) to send."""
+    base = _LITELLM_CLASSES.get(exc.status_code)
+    if exc.status_code == 429 and "retry-after" not in exc.headers:
+        exc.retry_after = DEFAULT_RATE_LIMIT_RETRY_AFTER
+        exc.headers["retry-after"] = str(DEFAULT_RATE_LIMIT_RETRY_AFTER)
+    if not exc.headers or base is None:
+        return exc
+    key = (type(exc), base)
+    hybrid = _HYBRIDS.get(key)
+    if hybrid is None:
+        hybrid = type(type(exc).__name__, (type(exc), base), {"__module__": type(exc).__module__})
+        _HYBRIDS[key] = hybrid
+    error: Any = hybrid.__new__(hybrid)
+    base.__init__(error, message=exc.message, llm_provider="claude-code", model=model)  # type: ignore[call-arg]
+    error.retry_after = exc.retry_after
+    error.headers = dict(exc.headers)
+    return error
 
 
 def _timeout_seconds(timeout: Any) -> float | None:

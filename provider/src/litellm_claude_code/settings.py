@@ -117,6 +117,11 @@ class Settings:
         ),
     )
 
+    def __post_init__(self) -> None:
+        # Settings(state_dir="/some/dir") is natural to write; keep the field a Path all the same.
+        if not isinstance(self.state_dir, Path):
+            object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser())
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from ``env`` (default ``os.environ``), validating each."""

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_agent_sdk import AssistantMessage, ResultMessage, TextBlock
+from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, TextBlock
 from claude_agent_sdk.types import Message, StreamEvent
 
 from .errors import (
@@ -101,11 +101,15 @@ _ASSISTANT_ERRORS: dict[str, type[ClaudeCodeError]] = {
 }
 
 
-def _result_error(result: ResultMessage, assistant_error: str | None, token_setting: str) -> ClaudeCodeError:
+def _result_error(
+    result: ResultMessage, assistant_error: str | None, token_setting: str, retry_after: float | None = None
+) -> ClaudeCodeError:
     detail = "; ".join(result.errors or []) or (result.result or result.subtype or "unknown error")
     detail = detail[:500]
     if result.api_error_status:
-        return from_upstream_status(result.api_error_status, detail, token_setting)
+        return from_upstream_status(result.api_error_status, detail, token_setting, retry_after=retry_after)
+    if assistant_error == "rate_limit" and retry_after is not None:
+        return from_upstream_status(429, detail, token_setting, retry_after=retry_after)
     if assistant_error == "authentication_failed":
         return from_upstream_status(401, detail, token_setting)
     if assistant_error in _ASSISTANT_ERRORS:
@@ -149,6 +153,10 @@ async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, tok
     assembled = ""  # this attempt's text, from complete assistant messages
     assistant_error: str | None = None
     stream_usage: dict[str, Any] = {}
+    # The CLI reports no upstream Retry-After in its result; its `api_retry` notice before a
+    # retry carries the wait it chose: the upstream's Retry-After when one was sent, else its
+    # own short backoff. (With CLAUDE_CODE_MAX_RETRIES=0 there is no notice and no header.)
+    rate_limit_wait: float | None = None
     async for message in messages:
         tail = ""
         if isinstance(message, StreamEvent):
@@ -180,13 +188,18 @@ async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, tok
             outcome.model = message.model or outcome.model
             assembled += "".join(block.text for block in message.content if isinstance(block, TextBlock))
             tail = transcript.advance(assembled)
+        elif isinstance(message, SystemMessage) and message.subtype == "api_retry":
+            data = message.data or {}
+            delay_ms = data.get("retry_delay_ms")
+            if data.get("error_status") == 429 and isinstance(delay_ms, int | float) and delay_ms > 0:
+                rate_limit_wait = delay_ms / 1000
         elif isinstance(message, ResultMessage):
             outcome.usage = Usage.from_dict(message.usage or stream_usage)
             outcome.cost_usd = message.total_cost_usd
             if message.stop_reason:
                 outcome.stop_reason = message.stop_reason
             if assistant_error is not None or (message.is_error and message.subtype != "error_max_turns"):
-                raise _result_error(message, assistant_error, token_setting)
+                raise _result_error(message, assistant_error, token_setting, rate_limit_wait)
             outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "end_turn", "stop")
             return
         if tail:
