@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from litellm.litellm_core_utils.secret_redaction import redact_internal_details
 from litellm.llms.custom_llm import CustomLLMError
+from litellm_claude_code.credentials import resolve_credential
 from litellm_claude_code.errors import (
     BadRequestError,
     ClaudeCodeError,
@@ -69,7 +73,8 @@ def test_each_error_class_has_its_status(error_class: type[ClaudeCodeError], sta
     error = error_class("what to change")
     assert error.status_code == status
     assert str(error) == "what to change" == error.message
-    assert error.headers == {}
+    # A rate limit always says when to come back; nothing else invents a wait.
+    assert error.headers == ({"retry-after": "10"} if error_class is RateLimitedError else {})
 
 
 def test_status_can_be_overridden() -> None:
@@ -97,7 +102,7 @@ def test_overloaded_upstream_asks_to_retry_after_five_seconds() -> None:
 
 
 def test_rate_limit_carries_the_upstream_wait_when_known() -> None:
-    assert from_upstream_status(429, "slow down", "ANTHROPIC_API_KEY").headers == {}
+    assert from_upstream_status(429, "slow down", "ANTHROPIC_API_KEY").headers == {"retry-after": "10"}
     error = from_upstream_status(429, "slow down", "ANTHROPIC_API_KEY", retry_after=17)
     assert error.headers == {"retry-after": "17"}
 
@@ -109,9 +114,30 @@ def test_rate_limit_carries_the_upstream_wait_when_known() -> None:
 @pytest.mark.parametrize("token_setting", ["CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY_FILE"])
 def test_auth_error_names_the_token_setting(status: int, token_setting: str) -> None:
     message = str(from_upstream_status(status, "invalid x-api-key", token_setting))
-    assert f"Check {token_setting}" in message
+    assert f"in {token_setting}" in message
     assert "claude setup-token" in message
-    assert "no restart" in message
+    # LiteLLM scrubs client-facing messages of anything shaped like a secret: ours must survive.
+    scrubbed = redact_internal_details(message)
+    assert token_setting in scrubbed and "claude setup-token" in scrubbed, scrubbed
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"CLAUDE_CODE_OAUTH_TOKEN": "t0ken-value"}, "CLAUDE_CODE_OAUTH_TOKEN (an environment variable: restart"),
+        ({"ANTHROPIC_API_KEY_FILE": "KEYFILE"}, "the file that ANTHROPIC_API_KEY_FILE names (read at each request"),
+    ],
+)
+def test_auth_error_says_where_the_credential_came_from(env: dict[str, str], says: str, tmp_path: Path) -> None:
+    if "ANTHROPIC_API_KEY_FILE" in env:
+        key_file = tmp_path / "key"
+        key_file.write_text("t0ken-value\n")
+        env = {"ANTHROPIC_API_KEY_FILE": str(key_file)}
+    credential = resolve_credential(env)
+    message = str(from_upstream_status(401, "invalid", credential.setting))
+    assert says in message, message
+    assert "t0ken-value" not in message
+    assert says in redact_internal_details(message)
 
 
 @pytest.mark.parametrize("status", [None, 400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 504, 529])

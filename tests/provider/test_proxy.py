@@ -676,3 +676,12 @@ def test_no_cli_process_outlives_the_proxy(short_proxy: Proxy, fake: FakeAnthrop
         return found
 
     assert wait_until(lambda: not leftovers(), 10), f"CLI processes outlived the proxy: {leftovers()}"
+
+
+def test_a_bad_setting_stops_the_proxy_at_start(upstream: FakeAnthropicServer, tmp_path: Path) -> None:
+    """A proxy that would fail every request must not start and report itself healthy."""
+    with pytest.raises(RuntimeError) as failed:
+        start_proxy(EXAMPLES / "proxy_config.yaml", tmp_path, upstream, {"LITELLM_CLAUDE_CODE_MAX_CONCURRENCY": "many"})
+    message = str(failed.value)
+    assert "the proxy exited" in message, message[-2000:]
+    assert "LITELLM_CLAUDE_CODE_MAX_CONCURRENCY='many' is not a whole number" in message, message[-2000:]

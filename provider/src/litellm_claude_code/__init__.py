@@ -29,6 +29,11 @@ __version__ = "0.1.0"
 handler = ClaudeCodeProvider()
 """The instance proxy YAML points at (``custom_handler: litellm_claude_code.handler``)."""
 
+# The proxy imports this module when it loads its config: reading the settings now makes a
+# bad LITELLM_CLAUDE_CODE_* value stop it at start, naming the variable, instead of failing
+# every request of a proxy that reports itself healthy.
+handler.load_settings()
+
 __all__ = [
     "ClaudeCodeError",
     "ClaudeCodeProvider",

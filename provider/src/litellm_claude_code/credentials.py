@@ -34,6 +34,15 @@ class Credential:
     source: str
 
     @property
+    def setting(self) -> str:
+        """Where the operator changes this credential, for error messages (never the value)."""
+        if self.source == "environment":
+            return f"{self.variable} (an environment variable: restart the service after changing it)"
+        if self.source.startswith("file"):
+            return f"the file that {self.variable}_FILE names (read at each request: no restart needed)"
+        return f"the systemd credential {self.variable.lower()} (restart the service after changing it)"
+
+    @property
     def fingerprint(self) -> str:
         """A short, non-reversible label: enough to tell two credentials apart in a log."""
         return hashlib.sha256(self.value.encode()).hexdigest()[:12]

@@ -192,7 +192,7 @@ class Engine:
                         # aclosing: the CLI's message stream is closed as soon as the answer is
                         # complete, so the process is idle (and resettable) right away.
                         async with contextlib.aclosing(messages):
-                            async for text in text_deltas(messages, outcome, token_setting=spec.credential.variable):
+                            async for text in text_deltas(messages, outcome, token_setting=spec.credential.setting):
                                 if record.ttft_ms is None:
                                     record.ttft_ms = (time.monotonic() - started) * 1000
                                 yielded = True

@@ -8,7 +8,14 @@ the proxy log, far from this code. No message ever includes a credential.
 
 from __future__ import annotations
 
+from typing import Any
+
+import litellm
 from litellm.llms.custom_llm import CustomLLMError
+
+# A 429 always says when to come back. The CLI reports the upstream's own Retry-After only
+# when it retried; without one, this many seconds.
+DEFAULT_RATE_LIMIT_RETRY_AFTER = 10
 
 
 class ClaudeCodeError(CustomLLMError):
@@ -44,6 +51,10 @@ class RateLimitedError(ClaudeCodeError):
     """Anthropic rate-limited the request (429)."""
 
     status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+        wait = DEFAULT_RATE_LIMIT_RETRY_AFTER if retry_after is None else retry_after
+        super().__init__(message, retry_after=wait, status=status)
 
 
 class QueueFullError(ClaudeCodeError):
@@ -96,9 +107,11 @@ def from_upstream_status(
     ``retry_after`` is the wait the upstream asked for, when the CLI reported one.
     """
     if status == 401 or status == 403:
+        # Worded so that LiteLLM's scrubbing of client-facing messages (which hides anything
+        # shaped like "..._TOKEN: value") leaves it readable.
         return UpstreamAuthError(
-            f"Anthropic rejected the credentials (HTTP {status}). Check {token_setting}: it must hold a valid "
-            "token (`claude setup-token`) or API key. It is read at each request, so no restart is needed."
+            f"Anthropic rejected the credentials (HTTP {status}). Put a valid token (`claude setup-token`) "
+            f"or API key in {token_setting}."
         )
     if status == 429:
         return RateLimitedError("Anthropic rate limit reached; retry later.", retry_after=retry_after)
@@ -110,4 +123,35 @@ def from_upstream_status(
         return RequestTimeoutError(f"The upstream API timed out (HTTP {status}).")
     if status is not None and status >= 500:
         return UpstreamServerError(f"Anthropic returned HTTP {status}: {detail}")
+    if status is not None:
+        return CLIFailedError(f"Claude Code failed (upstream HTTP {status}): {detail}")
     return CLIFailedError(f"Claude Code failed: {detail}")
+
+
+# LiteLLM maps a provider's exception to its own class and keeps the provider's headers only
+# as `llm_provider-*` ones, so a plain ClaudeCodeError's Retry-After would reach a proxy client
+# as `llm_provider-retry-after`. A LiteLLM exception is passed through unmapped, and the proxy
+# answers with its `headers` as they are: errors that carry headers are raised as a class that
+# is both the provider's error and LiteLLM's (`except QueueFullError` still works).
+_LITELLM_CLASSES: dict[int, type[Exception]] = {
+    429: litellm.RateLimitError,
+    503: litellm.ServiceUnavailableError,
+}
+_HYBRIDS: dict[tuple[type[ClaudeCodeError], type[Exception]], type[Exception]] = {}
+
+
+def for_litellm(exc: ClaudeCodeError, model: str) -> Exception:
+    """``exc``, or an equivalent LiteLLM exception when it has headers (Retry-After) to send."""
+    base = _LITELLM_CLASSES.get(exc.status_code)
+    if not exc.headers or base is None:
+        return exc
+    key = (type(exc), base)
+    hybrid = _HYBRIDS.get(key)
+    if hybrid is None:
+        hybrid = type(type(exc).__name__, (type(exc), base), {"__module__": type(exc).__module__})
+        _HYBRIDS[key] = hybrid
+    error: Any = hybrid.__new__(hybrid)
+    base.__init__(error, message=exc.message, llm_provider="claude-code", model=model)  # type: ignore[misc]
+    error.retry_after = exc.retry_after
+    error.headers = dict(exc.headers)
+    return error  # type: ignore[no-any-return]

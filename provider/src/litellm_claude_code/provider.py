@@ -23,7 +23,7 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
 from .engine import Engine, Request
-from .errors import BadRequestError, ClaudeCodeError
+from .errors import BadRequestError, ClaudeCodeError, for_litellm
 from .messages import convert_messages
 from .observability import configure
 from .settings import Settings
@@ -52,7 +52,11 @@ class ClaudeCodeProvider(CustomLLM):
 
     @property
     def settings(self) -> Settings:
-        """Read from the environment at first use, so a unit's Environment= applies after import."""
+        """The settings given, else read from the environment at first use."""
+        return self.load_settings()
+
+    def load_settings(self) -> Settings:
+        """Read (once) and validate the settings; a bad value raises SettingsError naming it."""
         if self._settings is None:
             self._settings = Settings.from_env()
             configure(self._settings.log_level)
@@ -134,7 +138,7 @@ class ClaudeCodeProvider(CustomLLM):
                     text=text, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
                 )
         except ClaudeCodeError as exc:
-            raise _with_headers(exc, request.model) from None
+            raise for_litellm(exc, request.model) from None
         usage = outcome.usage
         yield GenericStreamingChunk(
             text="",
@@ -162,7 +166,7 @@ class ClaudeCodeProvider(CustomLLM):
         try:
             parts = [text async for text in self.engine().stream(request, outcome)]
         except ClaudeCodeError as exc:
-            raise _with_headers(exc, request.model) from None
+            raise for_litellm(exc, request.model) from None
         response = kwargs.get("model_response")
         if not isinstance(response, ModelResponse):
             response = ModelResponse()
@@ -228,41 +232,6 @@ async def _in_own_task(source: AsyncIterator[T]) -> AsyncIterator[T]:
         if not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=30)
-
-
-# LiteLLM maps a provider's exception to its own class and keeps the provider's headers only
-# as `llm_provider-*` ones, so a plain ClaudeCodeError's Retry-After reaches a proxy client
-# as `llm_provider-retry-after`. A LiteLLM exception is passed through unmapped, and the
-# proxy answers with its `headers` as they are: errors that carry headers are raised as a
-# class that is both the provider's error and LiteLLM's (`except QueueFullError` still works).
-_LITELLM_CLASSES: dict[int, type[Exception]] = {
-    429: litellm.RateLimitError,
-    503: litellm.ServiceUnavailableError,
-}
-_HYBRIDS: dict[tuple[type[ClaudeCodeError], type[Exception]], type[Exception]] = {}
-# A 429 always says when to come back. The CLI reports the upstream's own Retry-After only
-# when it retried; without one, this many seconds.
-DEFAULT_RATE_LIMIT_RETRY_AFTER = 10
-
-
-def _with_headers(exc: ClaudeCodeError, model: str) -> Exception:
-    """``exc``, or an equivalent LiteLLM exception when it has headers (Retry-After) to send."""
-    base = _LITELLM_CLASSES.get(exc.status_code)
-    if exc.status_code == 429 and "retry-after" not in exc.headers:
-        exc.retry_after = DEFAULT_RATE_LIMIT_RETRY_AFTER
-        exc.headers["retry-after"] = str(DEFAULT_RATE_LIMIT_RETRY_AFTER)
-    if not exc.headers or base is None:
-        return exc
-    key = (type(exc), base)
-    hybrid = _HYBRIDS.get(key)
-    if hybrid is None:
-        hybrid = type(type(exc).__name__, (type(exc), base), {"__module__": type(exc).__module__})
-        _HYBRIDS[key] = hybrid
-    error: Any = hybrid.__new__(hybrid)
-    base.__init__(error, message=exc.message, llm_provider="claude-code", model=model)  # type: ignore[call-arg]
-    error.retry_after = exc.retry_after
-    error.headers = dict(exc.headers)
-    return error
 
 
 def _timeout_seconds(timeout: Any) -> float | None:

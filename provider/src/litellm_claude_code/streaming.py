@@ -205,4 +205,6 @@ async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, tok
         if tail:
             outcome.text_chars += len(tail)
             yield tail
-    raise CLIFailedError("Claude Code ended without a result; see the proxy log for its stderr.")
+    raise CLIFailedError(
+        "Claude Code ended without a result. Set LITELLM_CLAUDE_CODE_LOG_LEVEL=DEBUG to log the CLI's stderr."
+    )
