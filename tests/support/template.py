@@ -74,9 +74,7 @@ def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
         git("tag", tag, cwd=repo)
 
 
-def make_template_repo(
-    dest: Path, *, old_release: Callable[[Path], None] | None = None
-) -> Path:
+def make_template_repo(dest: Path, *, old_release: Callable[[Path], None] | None = None) -> Path:
     """A git repository of the working tree, tagged ``NEW_TAG``.
 
     With ``old_release``: the tree is first modified in place by that function, committed

@@ -299,7 +299,7 @@ def test_make_targets(project: Path) -> None:
     if make is None:
         pytest.skip("make is not installed")
     makefile = (project / "Makefile").read_text()
-    for target in ("venv", "secrets", "run", "smoke", "test", "test-docker", "wheelhouse", "deploy", "lint"):
+    for target in ("venv", "secrets", "run", "smoke", "test", "test-docker", "wheelhouse", "deploy", "status", "lint"):
         assert re.search(rf"^{re.escape(target)}:", makefile, re.M), target
     done = subprocess.run([make, "-n", "deploy", "run", "test"], cwd=project, capture_output=True, text=True)
     assert "ansible-playbook -i ansible/inventory.yml ansible/site.yml" in done.stdout, done.stderr

@@ -155,13 +155,15 @@ class Engine:
 
     async def _finish(self, process: CliProcess, ok: bool) -> None:
         """Return a process to the pool after a verified reset, or stop it (and maybe start a spare)."""
-        reusable = ok and self.pool.enabled and process.completed
-        if reusable and await process.reset() and self.pool.put_back(process):
+        # A process started with a credential that has since rotated would only be retired by
+        # the next request: neither keep it nor start a spare like it.
+        current = ok and self.pool.enabled and _credential_is_current(process.spec)
+        if current and process.completed and await process.reset() and self.pool.put_back(process):
             return
         process.kill()
         await process.close()
         self.slots.release()
-        if ok and not self.slots.waiting:
+        if current and not self.slots.waiting:
             self.pool.prestart(process.spec)
 
     # -- requests --------------------------------------------------------------------------
@@ -269,6 +271,13 @@ async def _first_message_within(messages: AsyncIterator[Message], timeout: float
         closer = getattr(iterator, "aclose", None)
         if closer is not None:
             await closer()
+
+
+def _credential_is_current(spec: ProcessSpec) -> bool:
+    try:
+        return resolve_credential().value == spec.credential.value
+    except ClaudeCodeError:
+        return False
 
 
 def _loop_time(deadline: float) -> float:
