@@ -22,6 +22,8 @@ import psutil
 import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
+from tests.support.upstream import user_text
+
 pytestmark = pytest.mark.integration
 
 # The session fixtures (`upstream`, `fake`, `claude_env`, `proxy`) come from this directory's
@@ -112,20 +114,6 @@ def assert_cleaned_up(state_dir: Path) -> None:
     run_dir = state_dir / "run"
     leftovers = list(run_dir.iterdir()) if run_dir.is_dir() else []
     assert leftovers == [], f"workspaces left behind: {leftovers}"
-
-
-def user_text(request: dict[str, Any]) -> str:
-    """All text of the user messages of one logged upstream request."""
-    texts = []
-    for message in request["messages"]:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts.extend(b.get("text", "") for b in content if isinstance(b, dict))
-    return "\n".join(texts)
 
 
 def assert_sonnet(request: dict[str, Any]) -> None:

@@ -22,7 +22,10 @@ import litellm
 import psutil
 import pytest
 import pytest_asyncio
-from conftest import (
+from litellm_claude_code.cli import PASSTHROUGH_VARIABLES, QUIET_VARIABLES, SDK_VARIABLES
+from litellm_claude_code.testing import FakeAnthropicServer, directive
+
+from tests.support.stack import (
     UPSTREAM_KEY,
     async_wait_until,
     claude_processes,
@@ -31,8 +34,7 @@ from conftest import (
     shutdown_provider,
     zombies,
 )
-from litellm_claude_code.cli import PASSTHROUGH_VARIABLES, QUIET_VARIABLES, SDK_VARIABLES
-from litellm_claude_code.testing import FakeAnthropicServer, directive
+from tests.support.upstream import retry_after, user_text
 
 PROVIDER = "cc-integration"
 
@@ -50,17 +52,6 @@ pytestmark = pytest.mark.integration
 
 # A 1x1 transparent PNG.
 PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-
-
-def retry_after(exc: BaseException) -> str | None:
-    """The Retry-After an error carries to the client (its own headers, or LiteLLM's copy of them)."""
-    for attribute in ("headers", "litellm_response_headers"):
-        headers = getattr(exc, attribute, None)
-        if headers:
-            for name, value in headers.items():
-                if name.lower() == "retry-after":
-                    return str(value)
-    return None
 
 
 def flag_value(cmdline: list[str], flag: str) -> str | None:
@@ -86,23 +77,9 @@ def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
 
-def last_user_text(request: dict[str, Any]) -> str:
-    """All text of the upstream request's user messages (the CLI may append a system one)."""
-    texts = []
-    for message in request["messages"]:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        else:
-            texts.extend(block.get("text", "") for block in content if isinstance(block, dict))
-    return "\n".join(texts)
-
-
 def upstream_for(fake: FakeAnthropicServer, word: str) -> list[dict[str, Any]]:
     """The upstream /v1/messages requests whose user text carries ``word``."""
-    return [r for r in fake.messages_requests() if r.get("body") and word in last_user_text(r)]
+    return [r for r in fake.messages_requests() if r.get("body") and word in user_text(r)]
 
 
 def one_upstream(fake: FakeAnthropicServer, word: str) -> dict[str, Any]:
@@ -280,7 +257,7 @@ async def test_system_and_developer_messages_become_the_system_prompt(provider: 
     request = one_upstream(fake, word)
     assert f"You are terse {word}-S." in request["system_text"]
     assert f"Answer in French {word}-D." in request["system_text"]
-    assert f"{word}-S" not in last_user_text(request)
+    assert f"{word}-S" not in user_text(request)
     assert request["tool_names"] == []
 
 
@@ -301,7 +278,7 @@ async def test_multi_turn_history_and_list_content_reach_claude(provider: Any, f
             },
         ],
     )
-    text = last_user_text(one_upstream(fake, word))
+    text = user_text(one_upstream(fake, word))
     positions = [text.find(f"{word}-{tag}") for tag in ("Q1", "A1", "Q2a", "Q2b")]
     assert all(p >= 0 for p in positions), text
     assert positions == sorted(positions)
@@ -350,7 +327,7 @@ async def test_a_prompt_of_several_megabytes_works(provider: Any, fake: FakeAnth
     assert response.choices[0].message.content == f"big ok {word}"
     request = one_upstream(fake, word)
     assert request["body_bytes"] > 2_400_000
-    assert filler.strip() in last_user_text(request)
+    assert filler.strip() in user_text(request)
     assert response.usage.prompt_tokens > 600_000  # the fake's estimate: bytes / 4
 
 

@@ -19,7 +19,9 @@ import litellm
 import psutil
 import pytest
 import pytest_asyncio
-from conftest import (
+from litellm_claude_code.testing import FakeAnthropicServer, directive
+
+from tests.support.stack import (
     async_wait_until,
     claude_processes,
     make_provider,
@@ -27,7 +29,7 @@ from conftest import (
     shutdown_provider,
     zombies,
 )
-from litellm_claude_code.testing import FakeAnthropicServer, directive
+from tests.support.upstream import retry_after
 
 PROVIDER = "cc-lifecycle"
 SINGLE = "cc-lifecycle-single"
@@ -46,16 +48,6 @@ def user(text: str) -> list[dict[str, Any]]:
 
 def carried(fake: FakeAnthropicServer, word: str) -> list[dict[str, Any]]:
     return [r for r in fake.messages_requests() if word in str(r.get("messages"))]
-
-
-def retry_after(exc: BaseException) -> str | None:
-    for attribute in ("headers", "litellm_response_headers"):
-        headers = getattr(exc, attribute, None)
-        if headers:
-            for name, value in headers.items():
-                if name.lower() == "retry-after":
-                    return str(value)
-    return None
 
 
 def gone(pid: int) -> bool:

@@ -24,7 +24,9 @@ import httpx
 import openai
 import psutil
 import pytest
-from conftest import (
+from litellm_claude_code.testing import FakeAnthropicServer, directive
+
+from tests.support.stack import (
     EXAMPLES,
     MASTER_KEY,
     UPSTREAM_KEY,
@@ -35,7 +37,6 @@ from conftest import (
     wait_until,
     zombies,
 )
-from litellm_claude_code.testing import FakeAnthropicServer, directive
 
 pytestmark = pytest.mark.integration
 

@@ -29,14 +29,16 @@ from typing import Any
 import litellm
 import psutil
 import pytest
-from conftest import (
+from litellm_claude_code.testing import FakeAnthropicServer, directive
+
+from tests.support.stack import (
     async_wait_until,
     claude_processes,
     make_provider,
     shutdown_provider,
     zombies,
 )
-from litellm_claude_code.testing import FakeAnthropicServer, directive
+from tests.support.upstream import user_turns
 
 pytestmark = pytest.mark.integration
 
@@ -127,20 +129,6 @@ def workspace_of(request: dict[str, Any]) -> str:
     match = _WORKSPACE.search(json.dumps(request["body"]))
     assert match, "the CLI no longer names its working directory upstream; find another process marker"
     return match.group(1)
-
-
-def user_turns(request: dict[str, Any]) -> list[str]:
-    """The text of every user-role message of an upstream request."""
-    turns = []
-    for message in request["messages"]:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            turns.append(content)
-        else:
-            turns.append("".join(block.get("text", "") for block in content if isinstance(block, dict)))
-    return turns
 
 
 def everything(request: dict[str, Any]) -> str:

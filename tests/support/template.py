@@ -20,6 +20,38 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+RenderFn = Callable[..., Path]
+
+# Answer sets the render tests run on (ids are the test ids). Defaults first.
+ANSWER_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "fleet-api-key": {
+        "project_name": "Acme LLM Gateway",
+        "model_aliases": {
+            "claude-sonnet": "claude-sonnet-4-5",
+            "fast": "haiku",
+            "deep.thinker": "opus",
+        },
+        "default_model": "fast",
+        "provider_name": "claude-cli",
+        "listen_host": "0.0.0.0",
+        "listen_port": 8080,
+        "auth_method": "api_key",
+        "max_concurrency": 8,
+        "request_timeout": 120,
+        "package_source": "wheelhouse",
+        "gateway_hosts": ["gw-a.example.internal", "gw-b.example.internal"],
+    },
+    "ipv6-one-alias": {
+        "project_name": "A gateway with a rather long name, for the slug's sake",
+        "model_aliases": {"claude": "opus"},
+        "listen_host": "::1",
+        "listen_port": 65535,
+        "max_concurrency": 1,
+        "request_timeout": 3600,
+    },
+}
+
 OLD_TAG = "0.9.0"
 NEW_TAG = "1.0.0"
 SKIP_PARTS = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".git"})

@@ -9,46 +9,16 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # `tests.support` without relying on pytest's rootdir
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.support.template import (  # noqa: E402
+from tests.support.template import (
+    ANSWER_SETS,
     OLD_TAG,
+    REPO_ROOT,
+    RenderFn,
     make_template_repo,
     render,
     replace_in,
 )
 
-# Answer sets the render tests run on (ids are the test ids). Defaults first.
-ANSWER_SETS: dict[str, dict[str, Any]] = {
-    "defaults": {},
-    "fleet-api-key": {
-        "project_name": "Acme LLM Gateway",
-        "model_aliases": {
-            "claude-sonnet": "claude-sonnet-4-5",
-            "fast": "haiku",
-            "deep.thinker": "opus",
-        },
-        "default_model": "fast",
-        "provider_name": "claude-cli",
-        "listen_host": "0.0.0.0",
-        "listen_port": 8080,
-        "auth_method": "api_key",
-        "max_concurrency": 8,
-        "request_timeout": 120,
-        "package_source": "wheelhouse",
-        "gateway_hosts": ["gw-a.example.internal", "gw-b.example.internal"],
-    },
-    "ipv6-one-alias": {
-        "project_name": "A gateway with a rather long name, for the slug's sake",
-        "model_aliases": {"claude": "opus"},
-        "listen_host": "::1",
-        "listen_port": 65535,
-        "max_concurrency": 1,
-        "request_timeout": 3600,
-    },
-}
 
 
 def derive_old_release(tree: Path) -> None:
@@ -85,9 +55,6 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-RenderFn = Callable[..., Path]
-
-
 @pytest.fixture(scope="session")
 def render_project(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> RenderFn:
     def _render(data: dict[str, Any] | None = None, *, name: str = "project", **kwargs: Any) -> Path:
@@ -119,4 +86,3 @@ def default_project(render_project: RenderFn) -> Path:
     return render_project({}, name="defaults")
 
 
-__all__ = ["OLD_TAG", "ANSWER_SETS"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ANSWER_SETS, RenderFn
+from tests.support.template import ANSWER_SETS, RenderFn
 
 BIN = Path(sys.executable).parent
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ANSWER_SETS, REPO_ROOT, RenderFn
+from tests.support.template import ANSWER_SETS, REPO_ROOT, RenderFn
 
 BIN = Path(sys.executable).parent
 SKIP_DIRS = {".git", "provider", "wheelhouse", ".venv"}
