@@ -22,7 +22,7 @@ import shutil
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,7 +254,9 @@ class _WarmUnresponsive(Exception):
     """A warm process did not react to a user turn in time."""
 
 
-async def _first_message_within(messages: AsyncIterator[Message], timeout: float | None) -> AsyncIterator[Message]:
+async def _first_message_within(
+    messages: AsyncIterator[Message], timeout: float | None
+) -> AsyncGenerator[Message, None]:
     iterator = aiter(messages)
     try:
         if timeout is not None:

@@ -8,9 +8,9 @@ the proxy log, far from this code. No message ever includes a credential.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-import litellm
+from litellm.exceptions import RateLimitError, ServiceUnavailableError
 from litellm.llms.custom_llm import CustomLLMError
 
 # A 429 always says when to come back. The CLI reports the upstream's own Retry-After only
@@ -25,14 +25,14 @@ class ClaudeCodeError(CustomLLMError):
 
     def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
         code = status if status is not None else self.status
-        super().__init__(status_code=code, message=message)
+        super().__init__(status_code=code, message=message)  # type: ignore[no-untyped-call]
         self.retry_after = retry_after
         self.headers: dict[str, str] = {}
         if retry_after is not None:
             self.headers["retry-after"] = str(max(1, round(retry_after)))
 
     def __str__(self) -> str:
-        return self.message
+        return str(self.message)
 
 
 class BadRequestError(ClaudeCodeError):
@@ -134,8 +134,8 @@ def from_upstream_status(
 # answers with its `headers` as they are: errors that carry headers are raised as a class that
 # is both the provider's error and LiteLLM's (`except QueueFullError` still works).
 _LITELLM_CLASSES: dict[int, type[Exception]] = {
-    429: litellm.RateLimitError,
-    503: litellm.ServiceUnavailableError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
 }
 _HYBRIDS: dict[tuple[type[ClaudeCodeError], type[Exception]], type[Exception]] = {}
 
@@ -151,7 +151,7 @@ def for_litellm(exc: ClaudeCodeError, model: str) -> Exception:
         hybrid = type(type(exc).__name__, (type(exc), base), {"__module__": type(exc).__module__})
         _HYBRIDS[key] = hybrid
     error: Any = hybrid.__new__(hybrid)
-    base.__init__(error, message=exc.message, llm_provider="claude-code", model=model)  # type: ignore[misc]
+    cast(Any, base).__init__(error, message=exc.message, llm_provider="claude-code", model=model)
     error.retry_after = exc.retry_after
     error.headers = dict(exc.headers)
-    return error  # type: ignore[no-any-return]
+    return cast(Exception, error)

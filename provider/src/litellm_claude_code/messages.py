@@ -193,14 +193,14 @@ def convert_messages(messages: Any) -> Prompt:
     for index, role, message in turns:
         attributes = f'role="{role}"'
         if role in ("tool", "function"):
-            content = message.get("content")
-            if isinstance(content, list) and any(
-                isinstance(p, dict) and p.get("type") not in ("text", "input_text") for p in content
+            result = message.get("content")
+            if isinstance(result, list) and any(
+                isinstance(p, dict) and p.get("type") not in ("text", "input_text") for p in result
             ):
                 raise BadRequestError(f"messages[{index}]: tool results must be text.")
             call_id = message.get("tool_call_id") or message.get("name") or ""
             attributes = 'role="tool"' + (f' id="{_escape(str(call_id))}"' if call_id else "")
-            parts = _parts(content, index, allow_images=False, escape=True)
+            parts = _parts(result, index, allow_images=False, escape=True)
         else:
             parts = _parts(message.get("content"), index, allow_images=role == "user", escape=True)
             if role == "assistant" and message.get("tool_calls"):

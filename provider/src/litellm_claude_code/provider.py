@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import litellm
 from litellm.llms.custom_llm import CustomLLM
@@ -116,9 +116,9 @@ class ClaudeCodeProvider(CustomLLM):
 
     # -- async API (the proxy's) -----------------------------------------------------------
 
-    async def astreaming(
+    async def astreaming(  # type: ignore[override]
         self, model: str, messages: list[Any], *args: Any, **kwargs: Any
-    ) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
+    ) -> AsyncIterator[GenericStreamingChunk]:
         request = self.build_request(
             model,
             messages,
@@ -153,7 +153,7 @@ class ClaudeCodeProvider(CustomLLM):
             tool_use=None,
         )
 
-    async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         request = self.build_request(
             model,
             messages,
@@ -180,10 +180,10 @@ class ClaudeCodeProvider(CustomLLM):
                 self._loop_thread = _LoopThread()
             return self._loop_thread
 
-    def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         return self._thread().run(self.acompletion(model, messages, *args, **kwargs))
 
-    def streaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:  # type: ignore[override]
+    def streaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
         request = self.build_request(
             model,
             messages,
@@ -247,12 +247,12 @@ def _timeout_seconds(timeout: Any) -> float | None:
 
 def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: str) -> ModelResponse:
     choice = response.choices[0]
-    choice.message.content = text  # type: ignore[union-attr]
-    choice.finish_reason = outcome.finish_reason
+    choice.message.content = text
+    choice.finish_reason = cast(Any, outcome.finish_reason)
     response.model = outcome.model or model
     response.created = int(time.time())
     usage = outcome.usage
-    response.usage = Usage(
+    response.usage = Usage(  # type: ignore[attr-defined]
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
@@ -320,5 +320,5 @@ def register(provider: str = "claude-code", handler: ClaudeCodeProvider | None =
     litellm.custom_provider_map = entries
     from litellm.utils import custom_llm_setup
 
-    custom_llm_setup()
+    custom_llm_setup()  # type: ignore[no-untyped-call]
     return chosen
