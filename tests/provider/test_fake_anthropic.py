@@ -599,7 +599,7 @@ def run_cli(
     """Run the real CLI against the fake in a pristine HOME; return (proc, result, secs)."""
     cli = _cli_path()
     if not cli.exists():
-        pytest.skip(f"bundled Claude Code CLI not found at {cli}")
+        pytest.fail(f"bundled Claude Code CLI not found at {cli}: install the Linux wheel of claude-agent-sdk")
     home = tmp_path / "home"
     tmp = tmp_path / "tmp"
     home.mkdir(exist_ok=True)
