@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-delay", type=float, default=0.02)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
+    # One log line per upstream request would drown the table.
+    logging.getLogger("litellm_claude_code.testing.fake_anthropic").setLevel(logging.WARNING)
 
     with (
         tempfile.TemporaryDirectory(prefix="lcc-bench-") as tmp,

@@ -1,0 +1,50 @@
+"""The benchmark script still runs end to end (a tiny run: no figure is asserted, only that it measured)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_runs_and_reports_both_designs(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench.py"),
+            "--concurrency",
+            "1",
+            "--requests",
+            "2",
+            "--tokens",
+            "5",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| design | conc." in done.stdout, done.stdout[-3000:]
+    report = json.loads(out.read_text())
+    rows = {row["design"]: row for row in report["rows"]}
+    assert set(rows) == {"warm", "cold"}
+    for design, row in rows.items():
+        assert row["requests"] == 2 and row["errors"] == 0, (design, row)
+        assert 0 < row["ttft_p50"] <= row["total_p50"], (design, row)
+        assert row["completions_per_s"] > 0 and row["peak_rss_mib"] > 0 and row["cpu_s_per_request"] > 0, row
+        # Every request reached the fake upstream, with no tool definitions inflating it.
+        assert 0 < row["upstream_overhead_bytes"] < 3 * 1024, (design, row)
