@@ -4,9 +4,10 @@ Safe by default, whatever the request says:
 
 - no tools at all (``--tools ""``: ``allowed_tools=[]`` alone still sends twelve tool
   definitions upstream), no MCP servers, no setting sources (no user or project settings, no
-  CLAUDE.md), no slash commands, no session files written;
-- a private workspace per process under the state directory, with its own HOME, TMPDIR and
-  an empty working directory, removed when the process ends;
+  CLAUDE.md), no slash commands, no session files written by the CLI (the only session file
+  is the one a process resumes from, written by :mod:`.transcript`);
+- a private workspace per process under the state directory, with its own HOME and TMPDIR,
+  removed when the process ends, and one empty read-only working directory for all;
 - an environment built from an allow-list. The SDK passes the whole service environment to
   the CLI (master keys, database URLs, ...), so the CLI is started through a small launcher
   that drops every variable not on the list before it ``exec``s the binary. Values never
@@ -23,7 +24,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions
 
@@ -69,9 +69,9 @@ QUIET_VARIABLES = {
     "CLAUDE_CODE_IDE_SKIP_AUTO_INSTALL": "1",
 }
 
-# Largest single JSON line read from the CLI. The SDK's default (1 MiB) is too small: the CLI
-# echoes the user turn back (--replay-user-messages), so a prompt of several MB, or a large
-# inline image, would fail the request. The buffer only grows as a line needs it.
+# Largest single JSON line read from the CLI. The SDK's default (1 MiB) is too small for some
+# lines the CLI writes (a long answer assembled in one assistant message, error details that
+# quote the request); the buffer only grows as a line needs it.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 LAUNCHER = """#!/bin/sh
@@ -137,51 +137,53 @@ def install_launcher(state_dir: Path) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class ProcessSpec:
-    """Everything that decides how a CLI process is started.
+class Launch:
+    """What a CLI process is bound to for life: its credential and the upstream it talks to.
 
-    Two requests with equal specs may be served by processes started the same way; a request
-    is never given a process started for another spec (another model, system prompt,
-    credential or output limit).
+    Everything else a request asks for (model, system prompt, output limit, the conversation)
+    is given to a running process over its control channel, so a process started ahead of
+    time fits whatever request comes next. Two requests with another credential or upstream
+    never share a process.
     """
 
-    model: str
-    system_prompt: str | None
     credential: Credential
-    max_output_tokens: int | None = None
     base_url: str | None = None
 
     @property
     def key(self) -> str:
         h = hashlib.sha256()
-        for part in (
-            self.model,
-            "\x00" if self.system_prompt is None else self.system_prompt,
-            self.credential.variable,
-            self.credential.value,
-            str(self.max_output_tokens),
-            self.base_url or "",
-        ):
+        for part in (self.credential.variable, self.credential.value, self.base_url or ""):
             h.update(part.encode())
             h.update(b"\x1f")
         return h.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a request asks of the process that answers it, all changeable while it runs."""
+
+    model: str
+    system_prompt: str | None = None
+    max_output_tokens: int | None = None
+
+
 @dataclass(slots=True)
 class Workspace:
-    """A process's private directory: HOME, TMPDIR, working directory, system prompt, pid file."""
+    """A process's private directory: HOME (with the CLI's config directory), TMPDIR, pid file."""
 
     root: Path
     home: Path = field(init=False)
     tmp: Path = field(init=False)
-    cwd: Path = field(init=False)
     pidfile: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.home = self.root / "home"
         self.tmp = self.root / "tmp"
-        self.cwd = self.root / "work"
         self.pidfile = self.root / "cli.pid"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / ".claude"
 
     @classmethod
     def create(cls, state_dir: Path) -> Workspace:
@@ -191,7 +193,7 @@ class Workspace:
             root = runs / uuid.uuid4().hex
             root.mkdir(mode=0o700)
             workspace = cls(root)
-            for directory in (workspace.home, workspace.tmp, workspace.cwd):
+            for directory in (workspace.home, workspace.tmp, workspace.config_dir):
                 directory.mkdir(mode=0o700)
         except OSError as exc:
             raise ConfigurationError(
@@ -210,7 +212,35 @@ class Workspace:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def build_environment(settings: Settings, spec: ProcessSpec, workspace: Workspace, cli: str) -> dict[str, str]:
+def working_directory(state_dir: Path) -> Path:
+    """The empty, read-only working directory every CLI process runs in.
+
+    The CLI tells Claude its working directory in the first turn of every conversation. One
+    directory for all processes (on every gateway that uses the same state directory path)
+    keeps that text, and so the prompt prefix that Anthropic's prompt cache matches, the same
+    whichever process serves a conversation. It holds nothing and nobody may write to it: the
+    CLI runs with no tools, and its own files go to its private HOME and TMPDIR.
+    """
+    path = state_dir / "work"
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o500)
+        if any(path.iterdir()):
+            raise ConfigurationError(
+                f"The working directory {path} must be empty (every Claude Code process runs in it); remove what is "
+                "in it."
+            )
+        path.chmod(0o500)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot prepare the working directory {path} ({exc.strerror}). Set LITELLM_CLAUDE_CODE_STATE_DIR to a "
+            "directory the service user owns."
+        ) from None
+    return path.resolve()
+
+
+def build_environment(
+    settings: Settings, launch: Launch, workspace: Workspace, cli: str, max_output_tokens: int | None = None
+) -> dict[str, str]:
     """The CLI's whole environment: the allow-list, the credential, the quiet switches."""
     env: dict[str, str] = {}
     for name in PASSTHROUGH_VARIABLES:
@@ -219,22 +249,22 @@ def build_environment(settings: Settings, spec: ProcessSpec, workspace: Workspac
             env[name] = value
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
-    if spec.base_url:
-        env["ANTHROPIC_BASE_URL"] = spec.base_url
+    if launch.base_url:
+        env["ANTHROPIC_BASE_URL"] = launch.base_url
     env.update(QUIET_VARIABLES)
     env.update(
         {
             "HOME": str(workspace.home),
             "TMPDIR": str(workspace.tmp),
             "CLAUDE_CODE_TMPDIR": str(workspace.tmp),
-            "CLAUDE_CONFIG_DIR": str(workspace.home / ".claude"),
+            "CLAUDE_CONFIG_DIR": str(workspace.config_dir),
             "CLAUDE_CODE_MAX_RETRIES": str(settings.cli_max_retries),
             "API_TIMEOUT_MS": str(settings.api_timeout_ms),
-            spec.credential.variable: spec.credential.value,
+            launch.credential.variable: launch.credential.value,
         }
     )
-    if spec.max_output_tokens:
-        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(spec.max_output_tokens)
+    if max_output_tokens:
+        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(max_output_tokens)
     keep = sorted({*env, *SDK_VARIABLES})
     env["LCC_KEEP"] = " ".join(keep)
     env["LCC_CLI"] = cli
@@ -244,38 +274,41 @@ def build_environment(settings: Settings, spec: ProcessSpec, workspace: Workspac
 
 def build_options(
     settings: Settings,
-    spec: ProcessSpec,
+    launch: Launch,
+    binding: Binding,
     workspace: Workspace,
     *,
+    cwd: Path,
     launcher: Path,
     cli: str,
     stderr: Callable[[str], None] | None,
+    resume: str | None = None,
 ) -> ClaudeAgentOptions:
-    """SDK options for one process: no tools, no settings, private files, partial messages on."""
-    system_prompt: Any
-    if spec.system_prompt is None:
-        system_prompt = None  # the SDK sends --system-prompt "": no 7 KB preset upstream
-    else:
-        # A file, not an argument: no length limit, and not readable in the process list.
-        prompt_file = workspace.root / "system-prompt.txt"
-        prompt_file.write_text(spec.system_prompt, encoding="utf-8")
-        system_prompt = {"type": "file", "path": str(prompt_file)}
+    """SDK options for one process: no tools, no settings, private files, partial messages on.
+
+    The system prompt is never given here: the process starts with none (``--system-prompt
+    ""``: no 7 KB preset upstream, and nothing on the command line that other local users
+    could read) and with the prompt snapshot off, so a system prompt set later over the
+    control channel applies from the next turn on.
+    """
     return ClaudeAgentOptions(
         tools=[],
         allowed_tools=[],
         mcp_servers={},
         strict_mcp_config=True,
         setting_sources=[],
-        system_prompt=system_prompt,
-        model=spec.model,
+        system_prompt={"type": "custom", "prompt": "", "snapshot": False},
+        model=binding.model,
         max_turns=1,
-        cwd=str(workspace.cwd),
+        cwd=str(cwd),
         cli_path=str(launcher),
-        env=build_environment(settings, spec, workspace, cli),
+        env=build_environment(settings, launch, workspace, cli, binding.max_output_tokens),
         include_partial_messages=True,
         max_buffer_size=MAX_MESSAGE_BYTES,
         stderr=stderr,
-        # The user turn is replayed with its id, which a verified reset rewinds to. Slash
-        # commands stay off: a prompt that starts with "/" is sent to Claude, not run.
-        extra_args={"no-session-persistence": None, "disable-slash-commands": None, "replay-user-messages": None},
+        resume=resume,
+        # User turns are delivered as written: a turn that starts with "/" is text for Claude,
+        # never one of the CLI's commands, and no "@path" is expanded.
+        verbatim_prompts=True,
+        extra_args={"no-session-persistence": None, "disable-slash-commands": None},
     )

@@ -1,14 +1,17 @@
-"""Serving one request: a slot, a process (warm or cold), the stream, and the clean-up.
+"""Serving one request: a process (warm or new), the stream, and what the process keeps afterwards.
 
 One :class:`Engine` exists per event loop (per proxy worker; the sync API has its own
 loop thread), because asyncio primitives and the CLI's pipes belong to the loop that made
 them. The engine is where the lifecycle rules live:
 
-- at most ``max_concurrency`` CLI processes exist at once (:mod:`.slots`);
+- at most ``max_concurrency`` CLI processes exist at once (:mod:`.slots`, :mod:`.pool`);
+- a request gets the process that holds most of its conversation, fitted to it
+  (:meth:`.process.CliProcess.prepare`), or a new one started on its history;
 - a request over its timeout has its process killed and gets 504;
 - a cancelled request (client gone) has its process killed at once, not after the SDK's
   five-second grace;
-- every path, success or failure, closes the process and removes its workspace.
+- after an answer the process keeps the conversation exactly as the client received it, or
+  the turn is cut off again, or the process is stopped: never anything in between.
 """
 
 from __future__ import annotations
@@ -22,18 +25,18 @@ import shutil
 import time
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from claude_agent_sdk.types import Message
 
-from .cli import ProcessSpec, install_launcher, resolve_cli
+from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
 from .credentials import resolve_credential
 from .errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
-from .messages import Prompt
+from .messages import Conversation, Turn, assistant_text_turn
 from .observability import RequestRecord, logger, redact, remember_secret
-from .pool import WarmPool
+from .pool import ProcessPool
 from .process import CliProcess
 from .settings import Settings
 from .slots import Slots
@@ -55,35 +58,46 @@ class Request:
     """A validated request, ready to run."""
 
     model: str
-    prompt: Prompt
+    conversation: Conversation
     stream: bool
     timeout: float
     max_output_tokens: int | None = None
+    tenant: str = ""
+    """Who asks (the LiteLLM key, hashed): a process serves one for life, and affinity never crosses."""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    @property
+    def binding(self) -> Binding:
+        return Binding(self.model, self.conversation.system, self.max_output_tokens)
 
 
 class Engine:
-    """Slots, warm processes and request execution for one event loop."""
+    """Slots, processes and request execution for one event loop."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.slots = Slots(settings.max_concurrency)
-        self.pool = WarmPool(settings, self.slots, self._new_process)
+        self.pool: ProcessPool[CliProcess] = ProcessPool(settings, self.slots, self._new_process)
         self._cli: str | None = None
         self._launcher: Path | None = None
+        self._cwd: Path | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
         self._remove_stale_workspaces()
 
     # -- processes -------------------------------------------------------------------------
 
-    def _paths(self) -> tuple[str, Path]:
-        if self._cli is None or self._launcher is None:
+    def _paths(self) -> tuple[str, Path, Path]:
+        if self._cli is None or self._launcher is None or self._cwd is None:
             self._cli = resolve_cli(self.settings)
             self._launcher = install_launcher(self.settings.state_dir)
-        return self._cli, self._launcher
+            self._cwd = working_directory(self.settings.state_dir)
+        return self._cli, self._launcher, self._cwd
 
-    def _new_process(self, spec: ProcessSpec) -> CliProcess:
-        cli, launcher = self._paths()
-        process = CliProcess(self.settings, spec, launcher=launcher, cli=cli, stderr=_log_stderr)
+    def _new_process(self, launch: Launch, binding: Binding, history: Sequence[Turn]) -> CliProcess:
+        cli, launcher, cwd = self._paths()
+        process = CliProcess(
+            self.settings, launch, binding, cwd=cwd, launcher=launcher, cli=cli, stderr=_log_stderr, history=history
+        )
         _LIVE.add(process)
         return process
 
@@ -106,65 +120,34 @@ class Engine:
             except OSError:
                 pass
 
-    def spec_for(self, request: Request) -> ProcessSpec:
+    def launch(self) -> Launch:
+        """What processes for a request now are started with: the current credential and upstream."""
         credential = resolve_credential()
         remember_secret(credential.value)
-        return ProcessSpec(
-            model=request.model,
-            system_prompt=request.prompt.system,
-            credential=credential,
-            max_output_tokens=request.max_output_tokens,
-            base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
-        )
+        return Launch(credential=credential, base_url=os.environ.get("ANTHROPIC_BASE_URL") or None)
 
-    async def _acquire_process(
-        self, spec: ProcessSpec, record: RequestRecord, started: float, *, allow_warm: bool = True
-    ) -> CliProcess:
-        """A warm process for this spec, or a slot and a fresh one. The caller owns the result."""
-        self.pool.retire_other_credentials(spec)
-        deadline = time.monotonic() + self.settings.queue_timeout
-        while True:
-            warm = await self.pool.take(spec) if allow_warm else None
-            if warm is not None:
-                record.warm = True
-                record.cli_start_ms = 0.0
-                record.queue_ms = (time.monotonic() - started) * 1000
-                return warm
-            # An idle warm process for another spec gives way before a request waits.
-            if self.slots.try_acquire() or self.pool.evict_one():
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await self.slots.wait_for_change(remaining):
-                raise self.slots.full_error(self.settings.queue_timeout)
-        record.queue_ms = (time.monotonic() - started) * 1000
-        try:
-            process = self._new_process(spec)
-        except BaseException:
-            self.slots.release()
-            raise
-        cli_started = time.monotonic()
-        try:
-            await process.start()
-        except BaseException:
-            await process.close()
-            self.slots.release()
-            raise
-        record.warm = False
-        record.cli_start_ms = (time.monotonic() - cli_started) * 1000
-        return process
+    def _finish(self, process: CliProcess, outcome: Outcome | None) -> None:
+        """After a request: keep the process with its conversation, cut the turn off, or stop it."""
+        if outcome is None or not _credential_is_current(process.launch):
+            process.kill()
+            self.pool.checkin(process, keep=False)
+        elif process.completed:
+            self.pool.checkin(process, keep=process.commit(assistant_text_turn(outcome.text)))
+        else:
+            task = asyncio.get_running_loop().create_task(self._drop_turn(process))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
-    async def _finish(self, process: CliProcess, ok: bool) -> None:
-        """Return a process to the pool after a verified reset, or stop it (and maybe start a spare)."""
-        # A process started with a credential that has since rotated would only be retired by
-        # the next request: neither keep it nor start a spare like it.
-        current = ok and self.pool.enabled and _credential_is_current(process.spec)
-        if current and process.completed and await process.reset() and self.pool.put_back(process):
+    async def _drop_turn(self, process: CliProcess) -> None:
+        """An answer that ended without the CLI's result: stop the CLI's own follow-up, forget the turn."""
+        try:
+            await process.drop_turn()
+        except Exception:
+            logger.debug("could not cut an unfinished turn off; the process is stopped", exc_info=True)
+            process.kill()
+            self.pool.checkin(process, keep=False)
             return
-        process.kill()
-        await process.close()
-        self.slots.release()
-        if current and not self.slots.waiting:
-            self.pool.prestart(process.spec)
+        self.pool.checkin(process, keep=True)
 
     # -- requests --------------------------------------------------------------------------
 
@@ -174,38 +157,52 @@ class Engine:
         Nothing is yielded before the CLI produced text, so every error that can happen
         before that (queue full, bad credentials, upstream refusal) reaches the client as an
         HTTP status rather than in the middle of a stream. A warm process that turns out
-        dead or unresponsive before it produced anything is replaced by a fresh one, once.
+        dead or unresponsive before it produced anything is replaced by a new one, once.
         """
         started = time.monotonic()
         record = RequestRecord(request.request_id, request.model, request.stream)
+        conversation = request.conversation
+        record.turns = len(conversation.turns)
         process: CliProcess | None = None
         ok = False
         yielded = False
         try:
-            spec = self.spec_for(request)
+            launch = self.launch()
+            binding = request.binding
             async with asyncio.timeout_at(_loop_time(started + request.timeout)):
                 allow_warm = True
                 while True:
-                    process = await self._acquire_process(spec, record, started, allow_warm=allow_warm)
+                    lease = await self.pool.checkout(
+                        conversation, binding, launch, request.tenant, allow_warm=allow_warm
+                    )
+                    process = lease.process
+                    record.warm = lease.warm
+                    record.cold_reason = lease.cold_reason
+                    record.conversation = lease.plan.kind if lease.warm else ("rebuilt" if lease.plan.keep else "new")
+                    record.cli_start_ms = lease.start_ms
+                    record.queue_ms = (time.monotonic() - started) * 1000 - lease.start_ms
                     try:
+                        prepare_started = time.monotonic()
+                        await process.prepare(lease.plan, binding)
+                        record.prepare_ms = (time.monotonic() - prepare_started) * 1000
                         messages = _first_message_within(
-                            process.run(request.prompt), WARM_RESPONSE_TIMEOUT if record.warm else None
+                            process.run(conversation), WARM_RESPONSE_TIMEOUT if lease.warm else None
                         )
                         # aclosing: the CLI's message stream is closed as soon as the answer is
-                        # complete, so the process is idle (and resettable) right away.
+                        # complete, so the process is idle (and reusable) right away.
                         async with contextlib.aclosing(messages):
-                            async for text in text_deltas(messages, outcome, token_setting=spec.credential.setting):
+                            async for text in text_deltas(messages, outcome, token_setting=launch.credential.setting):
                                 if record.ttft_ms is None:
                                     record.ttft_ms = (time.monotonic() - started) * 1000
                                 yielded = True
                                 yield text
                         break
                     except (CLIFailedError, _WarmUnresponsive):
-                        if yielded or not record.warm:
+                        if yielded or not lease.warm:
                             raise
-                        logger.warning("warm process failed before answering; retrying on a fresh one")
+                        logger.warning("warm process failed before answering; retrying on a new one")
                         failed, process = process, None
-                        await self._finish(failed, ok=False)
+                        self._finish(failed, None)
                         allow_warm = False
             ok = True
             record.finish_reason = outcome.finish_reason
@@ -231,17 +228,18 @@ class Engine:
             raise
         finally:
             if process is not None:
-                if not ok:
-                    process.kill()
                 self.slots.record_duration(time.monotonic() - started)
-                await self._finish(process, ok)
+                self._finish(process, outcome if ok else None)
             record.total_ms = (time.monotonic() - started) * 1000
             record.prompt_tokens = outcome.usage.prompt_tokens
             record.completion_tokens = outcome.usage.output_tokens
             record.cached_tokens = outcome.usage.cache_read_input_tokens
+            record.hit_rate = self.pool.stats.hit_rate
             logger.info(record.line())
 
     async def close(self) -> None:
+        if self._finishing:
+            await asyncio.gather(*list(self._finishing), return_exceptions=True)
         await self.pool.close()
 
 
@@ -275,9 +273,9 @@ async def _first_message_within(
             await closer()
 
 
-def _credential_is_current(spec: ProcessSpec) -> bool:
+def _credential_is_current(launch: Launch) -> bool:
     try:
-        return resolve_credential().value == spec.credential.value
+        return resolve_credential().value == launch.credential.value
     except ClaudeCodeError:
         return False
 

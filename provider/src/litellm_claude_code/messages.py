@@ -1,71 +1,134 @@
-"""OpenAI chat messages to what the Claude Code CLI takes: a system prompt and one user turn.
+"""OpenAI chat messages to a conversation of real turns: a system prompt and user/assistant turns.
 
-The CLI answers one user turn at a time and keeps its own history, so an OpenAI request
-with several turns is sent as a single user message that carries the whole conversation:
-each earlier turn sits between ``<turn role="...">`` and ``</turn>`` lines, with any such
-tag inside a message escaped, so no content can forge a turn. A request with a single user
-message is sent as it is, with no wrapping, so the common case reaches Claude unchanged.
+Claude receives what the client sent: every user and assistant message becomes a turn of its
+own, with its own content blocks (text, images, tool calls and tool results), in order. Nothing
+of the client's is quoted inside another turn. The rules below are the ones the Anthropic
+Messages API itself applies, so an OpenAI conversation maps onto it without loss:
 
-Images given as ``data:`` URLs become Anthropic image blocks at their place in the turn.
-Anything the CLI cannot carry faithfully is refused with a 400 that says what to change.
+- ``system`` and ``developer`` messages, wherever they stand, form the system prompt in order
+  (LiteLLM's own Anthropic adapter does the same: the Messages API has no system turns);
+- consecutive messages of one role are one turn (the API merges them too), so two user
+  messages in a row, or tool results followed by a user's text, reach Claude as one turn;
+- an assistant message's ``tool_calls`` are ``tool_use`` blocks and each ``tool`` message is a
+  ``tool_result`` block, which must answer a call of the assistant turn just before it;
+- a conversation may open with an assistant turn (a chat UI's greeting); it must end with a
+  user turn, the one Claude answers.
+
+Each turn carries a fingerprint, and a conversation the chain of them, so the engine can tell
+in constant time whether a CLI process already holds the earlier turns of a request.
+Anything that cannot be carried is refused with a 400 naming the message index.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import BadRequestError
 
 _SYSTEM_ROLES = ("system", "developer")
-_TURN_ROLES = ("user", "assistant", "tool", "function")
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[^,;]*)*?);base64,(?P<data>.*)$", re.DOTALL)
-_TAG = re.compile(r"<(/?)turn\b", re.IGNORECASE)
 
 Block = dict[str, Any]
+Role = Literal["user", "assistant"]
 
 
-@dataclass(slots=True)
-class Prompt:
-    """What one request sends to the CLI."""
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x1f")
+    return h.hexdigest()
 
-    system: str | None
-    content: list[Block] = field(default_factory=list)
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One turn of the conversation as the Messages API takes it."""
+
+    role: Role
+    content: tuple[Block, ...]
+    index: int = field(default=0, compare=False)
+    """Index of the first client message of this turn, for error messages."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the turn's content: equal fingerprints, equal turns."""
+        return _digest(self.role, json.dumps(list(self.content), sort_keys=True, separators=(",", ":")))
 
     @property
     def text(self) -> str:
-        """All text of the user turn, for size accounting and tests."""
-        return "".join(block.get("text", "") for block in self.content if block.get("type") == "text")
+        """All text of the turn (tool results included), for size accounting and logs."""
+        return "".join(_block_text(block) for block in self.content)
 
-    def as_cli_message(self) -> dict[str, Any]:
-        """The stream-json line the CLI reads on stdin for this user turn."""
-        blocks = list(self.content)
-        if blocks and blocks[0].get("type") == "text" and blocks[0]["text"].startswith("/"):
-            # The CLI takes a turn that starts with "/" for one of its own commands and never
-            # sends it to Claude; a zero-width space in front makes it plain text again.
-            blocks[0] = {"type": "text", "text": "\u200b" + blocks[0]["text"]}
-        content: str | list[Block]
-        if len(blocks) == 1 and blocks[0].get("type") == "text":
-            content = blocks[0]["text"]
-        else:
-            content = blocks
-        return {
-            "type": "user",
-            "message": {"role": "user", "content": content},
-            "parent_tool_use_id": None,
-            "session_id": "default",
-        }
+    def cli_content(self) -> str | list[Block]:
+        """The content as the CLI is given it: a lone text block as a plain string."""
+        if len(self.content) == 1 and self.content[0].get("type") == "text":
+            return str(self.content[0]["text"])
+        return [dict(block) for block in self.content]
 
 
-def _escape(text: str) -> str:
-    # Keep the turn delimiters unforgeable: "<turn" / "</turn" inside a message get a zero-width
-    # joiner after "<", which reads the same to a person and to Claude but is not a tag.
-    return _TAG.sub(lambda m: "<\u200d" + m.group(1) + "turn", text)
+def _block_text(block: Block) -> str:
+    if block.get("type") == "text":
+        return str(block.get("text", ""))
+    if block.get("type") == "tool_result":
+        inner = block.get("content")
+        if isinstance(inner, str):
+            return inner
+        if isinstance(inner, list):
+            return "".join(str(part.get("text", "")) for part in inner if isinstance(part, dict))
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """What one request sends: a system prompt and its turns, the last one the user's."""
+
+    system: str | None
+    turns: tuple[Turn, ...]
+
+    @property
+    def history(self) -> tuple[Turn, ...]:
+        """Every turn before the one Claude answers now."""
+        return self.turns[:-1]
+
+    @property
+    def last(self) -> Turn:
+        """The user turn Claude answers."""
+        return self.turns[-1]
+
+    @property
+    def text(self) -> str:
+        """The text of the turn Claude answers (what most logs and tests look at)."""
+        return self.last.text
+
+    def chain(self) -> list[str]:
+        """Cumulative fingerprints: ``chain()[k]`` identifies ``turns[: k + 1]`` as a whole."""
+        return chain_of(self.turns)
+
+
+def chain_of(turns: Sequence[Turn], start: str = "") -> list[str]:
+    """The cumulative fingerprints of ``turns`` (continuing from ``start``)."""
+    out: list[str] = []
+    current = start
+    for turn in turns:
+        current = _digest(current, turn.fingerprint)
+        out.append(current)
+    return out
+
+
+def assistant_text_turn(text: str) -> Turn:
+    """The assistant turn a client sends back after receiving ``text`` as a plain answer."""
+    return Turn("assistant", ({"type": "text", "text": text},) if text else ())
+
+
+# --------------------------------------------------------------------------- content parts
 
 
 def _image_block(url: str, index: int) -> Block:
@@ -90,27 +153,29 @@ def _image_block(url: str, index: int) -> Block:
     return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
 
 
-def _parts(content: Any, index: int, *, allow_images: bool, escape: bool) -> list[Block]:
-    """Content (a string or a list of parts) as Anthropic blocks."""
+def _parts(content: Any, index: int, *, allow_images: bool) -> list[Block]:
+    """Content (a string or a list of parts) as Anthropic blocks; empty text is dropped."""
     if content is None:
         return []
     if isinstance(content, str):
-        return [{"type": "text", "text": _escape(content) if escape else content}]
+        return [{"type": "text", "text": content}] if content else []
     if not isinstance(content, list):
         raise BadRequestError(f"messages[{index}].content must be a string or a list of content parts.")
     blocks: list[Block] = []
     for part in content:
         if isinstance(part, str):
-            blocks.append({"type": "text", "text": _escape(part) if escape else part})
+            if part:
+                blocks.append({"type": "text", "text": part})
             continue
         if not isinstance(part, dict):
             raise BadRequestError(f"messages[{index}].content has a part that is not an object.")
         kind = part.get("type")
-        if kind in ("text", "input_text"):
+        if kind in ("text", "input_text", "output_text"):
             text = part.get("text")
             if not isinstance(text, str):
                 raise BadRequestError(f"messages[{index}]: a text part has no text.")
-            blocks.append({"type": "text", "text": _escape(text) if escape else text})
+            if text:
+                blocks.append({"type": "text", "text": text})
         elif kind in ("image_url", "input_image"):
             if not allow_images:
                 raise BadRequestError(f"messages[{index}]: images are only accepted in user messages.")
@@ -127,35 +192,110 @@ def _parts(content: Any, index: int, *, allow_images: bool, escape: bool) -> lis
 
 
 def _system_text(content: Any, index: int) -> str:
-    blocks = _parts(content, index, allow_images=False, escape=False)
-    return "\n\n".join(block["text"] for block in blocks)
+    return "\n\n".join(block["text"] for block in _parts(content, index, allow_images=False))
 
 
-def _merge_text(blocks: Iterable[Block]) -> list[Block]:
-    merged: list[Block] = []
-    for block in blocks:
-        if block["type"] == "text" and merged and merged[-1]["type"] == "text":
-            merged[-1] = {"type": "text", "text": merged[-1]["text"] + block["text"]}
-        elif block["type"] != "text" or block["text"]:
-            merged.append(block)
-    return merged
+def _tool_use_blocks(message: dict[str, Any], index: int) -> list[Block]:
+    calls = message.get("tool_calls")
+    if message.get("function_call"):
+        raise BadRequestError(
+            f"messages[{index}]: function_call is the deprecated form of a tool call; send it as tool_calls."
+        )
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise BadRequestError(f"messages[{index}].tool_calls must be a list.")
+    blocks: list[Block] = []
+    for position, call in enumerate(calls):
+        where = f"messages[{index}].tool_calls[{position}]"
+        if not isinstance(call, dict) or call.get("type", "function") != "function":
+            raise BadRequestError(f"{where} must be an object of type 'function'.")
+        call_id, function = call.get("id"), call.get("function")
+        if not isinstance(call_id, str) or not call_id:
+            raise BadRequestError(f"{where} has no id; each tool call needs the id its tool message answers.")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise BadRequestError(f"{where} has no function name.")
+        arguments = function.get("arguments") or "{}"
+        try:
+            parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            raise BadRequestError(f"{where}.function.arguments is not valid JSON.") from None
+        if not isinstance(parsed, dict):
+            raise BadRequestError(f"{where}.function.arguments must be a JSON object.")
+        blocks.append({"type": "tool_use", "id": call_id, "name": function["name"], "input": parsed})
+    return blocks
 
 
-def _tool_calls_text(message: dict[str, Any]) -> str:
-    calls = message.get("tool_calls") or []
-    lines = []
-    for call in calls:
-        function = call.get("function", {}) if isinstance(call, dict) else {}
-        lines.append(f"[called tool {function.get('name', '?')} with {function.get('arguments', '')}]")
-    return "\n".join(lines)
+def _tool_result_block(message: dict[str, Any], index: int) -> Block:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise BadRequestError(f"messages[{index}]: a tool message needs the tool_call_id of the call it answers.")
+    content = message.get("content")
+    if isinstance(content, list) and any(
+        isinstance(p, dict) and p.get("type") not in ("text", "input_text") for p in content
+    ):
+        raise BadRequestError(f"messages[{index}]: tool results must be text.")
+    blocks = _parts(content, index, allow_images=False)
+    result: Block = {"type": "tool_result", "tool_use_id": call_id}
+    if len(blocks) == 1:
+        result["content"] = blocks[0]["text"]
+    elif blocks:
+        result["content"] = blocks
+    else:
+        result["content"] = ""
+    return result
 
 
-def convert_messages(messages: Any) -> Prompt:
-    """Turn an OpenAI ``messages`` list into a :class:`Prompt`, or raise a 400 saying why not."""
+# --------------------------------------------------------------------------- conversion
+
+
+@dataclass(slots=True)
+class _Draft:
+    role: Role
+    index: int
+    blocks: list[Block]
+
+
+def _check_tool_results(drafts: list[_Draft]) -> None:
+    """Each tool_result answers a call of the assistant turn just before it, and every call is answered."""
+    previous: _Draft | None = None
+    for draft in drafts:
+        calls = [b["id"] for b in previous.blocks if b["type"] == "tool_use"] if previous else []
+        results = [b for b in draft.blocks if b["type"] == "tool_result"]
+        if draft.role == "user":
+            answered: list[str] = []
+            for block in results:
+                if block["tool_use_id"] not in calls:
+                    raise BadRequestError(
+                        f"messages[{block['_index']}]: tool_call_id {block['tool_use_id']!r} answers no tool call of "
+                        "the assistant message just before it. Send each tool message right after the assistant "
+                        "message whose tool_calls it answers."
+                    )
+                answered.append(block["tool_use_id"])
+            missing = [call for call in calls if call not in answered]
+            if missing and previous is not None:
+                raise BadRequestError(
+                    f"messages[{previous.index}]: tool call(s) {', '.join(missing)} have no tool message with their "
+                    "result. Add a tool message for every tool call before the next user or assistant message."
+                )
+            kinds = [b["type"] == "tool_result" for b in draft.blocks]
+            if any(kinds) and kinds != sorted(kinds, reverse=True):
+                raise BadRequestError(
+                    f"messages[{draft.index}]: a user message stands between tool calls and their tool messages. "
+                    "Send the tool messages right after the assistant message, then the user's message."
+                )
+        previous = draft
+    for draft in drafts:
+        for block in draft.blocks:
+            block.pop("_index", None)
+
+
+def convert_messages(messages: Any) -> Conversation:
+    """Turn an OpenAI ``messages`` list into a :class:`Conversation`, or raise a 400 saying why not."""
     if not isinstance(messages, list) or not messages:
         raise BadRequestError("messages must be a non-empty list.")
     system_parts: list[str] = []
-    turns: list[tuple[int, str, dict[str, Any]]] = []
+    drafts: list[_Draft] = []
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise BadRequestError(f"messages[{index}] must be an object with a role and content.")
@@ -164,48 +304,39 @@ def convert_messages(messages: Any) -> Prompt:
             text = _system_text(message.get("content"), index)
             if text:
                 system_parts.append(text)
-        elif role in _TURN_ROLES:
-            turns.append((index, str(role), message))
+            continue
+        turn_role: Role
+        if role == "user":
+            turn_role, blocks = "user", _parts(message.get("content"), index, allow_images=True)
+        elif role == "assistant":
+            turn_role = "assistant"
+            blocks = _parts(message.get("content"), index, allow_images=False) + _tool_use_blocks(message, index)
+        elif role == "tool":
+            turn_role, blocks = "user", [{**_tool_result_block(message, index), "_index": index}]
+        elif role == "function":
+            raise BadRequestError(
+                f"messages[{index}] has role 'function', the deprecated form of a tool result; send it as a "
+                "'tool' message with the tool_call_id it answers."
+            )
         else:
             raise BadRequestError(
                 f"messages[{index}] has role {role!r}; use one of system, developer, user, assistant, tool."
             )
-    if not turns:
-        raise BadRequestError("messages has no user message; add one with role 'user'.")
-    if turns[-1][1] != "user":
-        raise BadRequestError(f"the last message has role {turns[-1][1]!r}; the last message must come from the user.")
-    system = "\n\n".join(system_parts) if system_parts else None
-
-    if len(turns) == 1:
-        index, _, message = turns[0]
-        content = _merge_text(_parts(message.get("content"), index, allow_images=True, escape=False))
-        if not content:
-            raise BadRequestError(f"messages[{index}] has empty content.")
-        return Prompt(system, content)
-
-    blocks: list[Block] = [
-        {
-            "type": "text",
-            "text": "This is a conversation; each earlier turn is between <turn role=...> and </turn> lines. "
-            "Reply to the last user turn as the assistant, without writing turn tags.\n\n",
-        }
-    ]
-    for index, role, message in turns:
-        attributes = f'role="{role}"'
-        if role in ("tool", "function"):
-            result = message.get("content")
-            if isinstance(result, list) and any(
-                isinstance(p, dict) and p.get("type") not in ("text", "input_text") for p in result
-            ):
-                raise BadRequestError(f"messages[{index}]: tool results must be text.")
-            call_id = message.get("tool_call_id") or message.get("name") or ""
-            attributes = 'role="tool"' + (f' id="{_escape(str(call_id))}"' if call_id else "")
-            parts = _parts(result, index, allow_images=False, escape=True)
+        if not blocks:
+            if role == "user":
+                raise BadRequestError(f"messages[{index}] has empty content.")
+            continue  # an empty assistant message carries nothing to send
+        if drafts and drafts[-1].role == turn_role:
+            drafts[-1].blocks.extend(blocks)
         else:
-            parts = _parts(message.get("content"), index, allow_images=role == "user", escape=True)
-            if role == "assistant" and message.get("tool_calls"):
-                parts.append({"type": "text", "text": ("\n" if parts else "") + _tool_calls_text(message)})
-        blocks.append({"type": "text", "text": f"<turn {attributes}>\n"})
-        blocks.extend(parts)
-        blocks.append({"type": "text", "text": "\n</turn>\n"})
-    return Prompt(system, _merge_text(blocks))
+            drafts.append(_Draft(turn_role, index, blocks))
+    if not any(d.role == "user" for d in drafts):
+        raise BadRequestError("messages has no user message; add one with role 'user'.")
+    last_role = next(m.get("role") for m in reversed(messages) if m.get("role") not in _SYSTEM_ROLES)
+    if drafts[-1].role != "user" or last_role not in ("user", "tool"):
+        raise BadRequestError(
+            f"the last message has role {last_role!r}; the last message must come from the user (or be a tool result)."
+        )
+    _check_tool_results(drafts)
+    turns = tuple(Turn(d.role, tuple(d.blocks), d.index) for d in drafts)
+    return Conversation("\n\n".join(system_parts) if system_parts else None, turns)

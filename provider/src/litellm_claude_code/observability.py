@@ -70,8 +70,13 @@ class RequestRecord:
     stream: bool
     status: int = 200
     warm: bool = False
+    cold_reason: str | None = None
+    conversation: str | None = None
+    turns: int = 0
     queue_ms: float = 0.0
     cli_start_ms: float | None = None
+    prepare_ms: float = 0.0
+    hit_rate: float | None = None
     ttft_ms: float | None = None
     total_ms: float = 0.0
     prompt_tokens: int = 0
@@ -88,14 +93,19 @@ class RequestRecord:
             f"stream={str(self.stream).lower()}",
             f"status={self.status}",
             f"warm={str(self.warm).lower()}",
+            f"cold_reason={self.cold_reason or '-'}",
+            f"conversation={self.conversation or '-'}",
+            f"turns={self.turns}",
             f"queue_ms={self.queue_ms:.0f}",
             f"cli_start_ms={'-' if self.cli_start_ms is None else f'{self.cli_start_ms:.0f}'}",
+            f"prepare_ms={self.prepare_ms:.0f}",
             f"ttft_ms={'-' if self.ttft_ms is None else f'{self.ttft_ms:.0f}'}",
             f"total_ms={self.total_ms:.0f}",
             f"prompt_tokens={self.prompt_tokens}",
             f"completion_tokens={self.completion_tokens}",
             f"cached_tokens={self.cached_tokens}",
             f"finish_reason={self.finish_reason or '-'}",
+            f"warm_hit_rate={'-' if self.hit_rate is None else f'{self.hit_rate:.2f}'}",
         ]
         if self.error:
             parts.append(f'error="{self.error[:200]}"')

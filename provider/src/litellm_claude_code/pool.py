@@ -1,115 +1,229 @@
-"""Warm CLI processes: started ahead of requests, and reused after a verified reset.
+"""The CLI processes of one event loop: which one serves a request, which are kept, which start ahead.
 
-Start-up is most of a cold request's wait and CPU (about 0.6 s and one CPU-second), so
-the pool keeps processes ready for a :class:`ProcessSpec` (model, system prompt,
-credential, output limit). A request is only ever given a process whose every start-up
-option equals its own, and only one whose conversation is empty: a new process, or one
-that served earlier requests and then passed a verified reset (:meth:`CliProcess.reset`).
-Nothing of one request can reach another.
+Start-up is most of a cold request's wait and CPU (about 0.4 s and one CPU-second), so the pool
+keeps idle processes ready, up to ``warm_max`` of them, and every process, busy or idle, holds
+one of the ``max_concurrency`` slots. Because a process is bound at start only to its
+credential (:class:`~.cli.Launch`) and everything else is set over its control channel, any
+idle process of the request's credential may serve it, with three exceptions: a process serves
+one LiteLLM key for life (the first that used it), a process once given a system prompt cannot
+serve a request without one, and earlier user turns can only be given to a process at start.
 
-When a request ends, its process goes back to the pool if the reset is verified, the
-process is young enough and the pool has room; otherwise it is stopped and, when no other
-request is waiting, a fresh one is started for the same spec in the background. A warm
-process is checked before use (alive, start-up succeeded, younger than the maximum age);
-any other is discarded and the request is served by a fresh process, so the user never sees
-an error they did not cause. A rotated credential retires the processes started with the old
-one. Idle ones stop after the idle timeout. A discarded process gives its slot back only once
-it is reaped, so the slot count bounds live processes, not only the bookkeeping.
+Choosing among the idle processes, the pool prefers (:func:`_score`):
+
+1. the one that holds the most of the request's conversation, so a follow-up turn is written to
+   the process that answered the turn before and costs only itself;
+2. then one that needs no cut (a fresh process for a new conversation);
+3. then the least recently used: a conversation idle the longest is the least likely to go on.
+
+A request that no idle process can serve gets a new process, started on its history when it
+has one (:mod:`.transcript`); when every slot is taken, the least recently used idle process
+gives way, so no conversation or spec can hold the warm set hostage. A process that has just
+served a request is kept and, when the warm set is over ``warm_max``, the least recently used
+idle process is stopped instead. Spares are started whenever the warm set has room and a slot is
+free, for the credential and model the traffic uses, so a burst finds processes ready.
+
+Idle processes are stopped after the idle timeout, and never reused past the maximum age or
+number of uses, nor after their credential rotated. A discarded process gives its slot back only
+once it is reaped, so ``max_concurrency`` bounds live processes, not only the bookkeeping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
-from .cli import ProcessSpec
-from .process import CliProcess
+from .cli import Binding, Launch
+from .messages import Conversation, Turn
+from .process import HeldTurn, Plan
 from .settings import Settings
 from .slots import Slots
 
 logger = logging.getLogger("litellm_claude_code")
 
-# How long a request waits for a warm process that is still starting. A start takes about a
+# How long a request waits for a spare that is still starting. A start takes about half a
 # second, a dozen on two busy cores; one that takes longer is hung, and is replaced.
 WARM_START_WAIT = 20.0
 
 
-@dataclass(slots=True)
-class WarmEntry:
-    """A warm process and the task starting it."""
+class Process(Protocol):
+    """What the pool needs of a CLI process (:class:`~.process.CliProcess`; a fake in unit tests)."""
 
-    process: CliProcess
+    launch: Launch
+    binding: Binding
+    held: list[HeldTurn]
+    tenant: str | None
+    created_at: float
+    last_used: float
+    uses: int
+    completed: bool
+
+    def plan(self, conversation: Conversation, binding: Binding, tenant: str) -> Plan | None: ...
+
+    async def start(self) -> None: ...
+
+    def alive(self) -> bool: ...
+
+    def kill(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=Process)
+
+
+@dataclass(slots=True)
+class Entry(Generic[P]):
+    """An idle (or starting) process and the task starting it."""
+
+    process: P
     task: asyncio.Future[None]
     since: float = field(default_factory=time.monotonic)
 
 
-class WarmPool:
-    """The warm set of one event loop. Every entry holds one of the engine's slots."""
+@dataclass(frozen=True, slots=True)
+class Lease(Generic[P]):
+    """A process handed to one request, how it serves it, and why it was not warm (if it was not)."""
 
-    def __init__(self, settings: Settings, slots: Slots, factory: Callable[[ProcessSpec], CliProcess]) -> None:
+    process: P
+    plan: Plan
+    warm: bool
+    cold_reason: str | None = None
+    start_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class PoolStats:
+    """Counters an operator reads (log line, status playbook)."""
+
+    requests: int = 0
+    warm: int = 0
+    continued: int = 0
+    started: int = 0
+    discarded: int = 0
+    cold_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.warm / self.requests if self.requests else 0.0
+
+
+def _score(entry: Entry[P], plan: Plan) -> tuple[int, int, int, float]:
+    """Most turns kept first; then a ready process over one still starting; then no cut over a cut;
+    then the least recently used (the conversation least likely to go on)."""
+    ready = 1 if entry.task.done() else 0
+    return (plan.keep, ready, 0 if plan.rewind else 1, -entry.process.last_used)
+
+
+class ProcessPool(Generic[P]):
+    """Every CLI process of one event loop. Each holds one of the engine's slots."""
+
+    def __init__(
+        self, settings: Settings, slots: Slots, factory: Callable[[Launch, Binding, Sequence[Turn]], P]
+    ) -> None:
         self.settings = settings
         self.slots = slots
         self._factory = factory
-        self._entries: dict[str, list[WarmEntry]] = {}
+        self._idle: list[Entry[P]] = []
         self._reaper: asyncio.Task[None] | None = None
-        self.started = 0
-        self.hits = 0
-        self.reused = 0
-        self.discarded = 0
+        self._closing: set[asyncio.Task[None]] = set()
+        self._models: collections.Counter[str] = collections.Counter()
+        self._last_launch: Launch | None = None
+        self.stats = PoolStats()
 
-    @property
-    def size(self) -> int:
-        return sum(len(entries) for entries in self._entries.values())
+    # -- views ------------------------------------------------------------------------------
 
     @property
     def enabled(self) -> bool:
         return self.settings.warm_enabled and self.settings.warm_max > 0
 
-    def prestart(self, spec: ProcessSpec) -> None:
-        """Start a warm process for ``spec`` if a slot is free and the warm set has room."""
-        if not self.enabled or self.size >= self.settings.warm_max:
-            return
-        if not self.slots.try_acquire():
-            return
-        try:
-            process = self._factory(spec)
-        except Exception:
-            self.slots.release()
-            logger.debug("warm process could not be prepared", exc_info=True)
-            return
-        task = asyncio.get_running_loop().create_task(process.start())
-        task.add_done_callback(_consume_exception)
-        self._entries.setdefault(spec.key, []).append(WarmEntry(process, task))
-        self.started += 1
-        self._ensure_reaper()
+    @property
+    def idle(self) -> int:
+        """Idle processes, started or starting (the warm set)."""
+        return len(self._idle)
 
-    def put_back(self, process: CliProcess) -> bool:
-        """Keep a process whose conversation was reset (with its slot); False: caller closes it."""
-        settings = self.settings
-        too_old = self._too_old(process)
-        if not self.enabled or too_old or process.uses >= settings.warm_max_uses or self.size >= settings.warm_max:
-            return False
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        self._entries.setdefault(process.spec.key, []).append(WarmEntry(process, done))
-        self.reused += 1
-        self._ensure_reaper()
-        self.slots.notify()
-        return True
+    def idle_processes(self) -> list[P]:
+        return [entry.process for entry in self._idle]
 
-    async def take(self, spec: ProcessSpec) -> CliProcess | None:
-        """A ready, verified warm process for exactly this spec (its slot comes with it), or None."""
+    # -- a request ----------------------------------------------------------------------------
+
+    async def checkout(
+        self, conversation: Conversation, binding: Binding, launch: Launch, tenant: str, *, allow_warm: bool = True
+    ) -> Lease[P]:
+        """A process for this request, ready to be prepared with the lease's plan; the caller owns it.
+
+        ``allow_warm=False`` (a warm process just failed this request): a new process, whatever is idle.
+        """
+        self.stats.requests += 1
+        self._models[binding.model] += 1
+        self._last_launch = launch
+        self._retire_other_credentials(launch)
+        deadline = time.monotonic() + self.settings.queue_timeout
+        reason = "disabled" if self.enabled is False else "retry"
         while True:
-            entries = self._entries.get(spec.key)
-            if not entries:
-                return None
-            entry = entries.pop(0)
-            if not entries:
-                del self._entries[spec.key]
+            if self.enabled and allow_warm:
+                found = await self._take(conversation, binding, launch, tenant)
+                if isinstance(found, Lease):
+                    self.stats.warm += 1
+                    if found.plan.kind != "new":
+                        self.stats.continued += 1
+                    self._replenish()
+                    return found
+                reason = found
+            # A request that no idle process can serve takes a free slot, or the least useful idle process's.
+            if self.slots.try_acquire() or await self._evict_for_caller():
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await self.slots.wait_for_change(remaining):
+                raise self.slots.full_error(self.settings.queue_timeout)
+        self.stats.cold_reasons[reason] += 1
+        history = conversation.history
+        try:
+            process = self._factory(launch, binding, history)
+        except BaseException:
+            self.slots.release()
+            raise
+        process.tenant = tenant
+        self.stats.started += 1
+        started = time.monotonic()
+        try:
+            await process.start()
+        except BaseException:
+            await process.close()
+            self.slots.release()
+            raise
+        plan = Plan(len(history), (), False)
+        return Lease(process, plan, warm=False, cold_reason=reason, start_ms=(time.monotonic() - started) * 1000)
+
+    async def _take(self, conversation: Conversation, binding: Binding, launch: Launch, tenant: str) -> Lease[P] | str:
+        """The best idle process for this request, or why there is none (a cold-start reason)."""
+        while True:
+            best: tuple[tuple[int, int, int, float], Entry[P], Plan] | None = None
+            same_launch = False
+            for entry in self._idle:
+                process = entry.process
+                if process.launch.key != launch.key:
+                    continue
+                same_launch = True
+                if entry.task.done() and not self._usable(entry):
+                    continue
+                plan = process.plan(conversation, binding, tenant)
+                if plan is None:
+                    continue
+                score = _score(entry, plan)
+                if best is None or score > best[0]:
+                    best = (score, entry, plan)
+            if best is None:
+                if any(turn.role == "user" for turn in conversation.history):
+                    return "history"
+                return "mismatch" if same_launch else "no_idle"
+            _, entry, plan = best
+            self._idle.remove(entry)
             try:
                 await asyncio.wait_for(asyncio.shield(entry.task), WARM_START_WAIT)
             except asyncio.CancelledError:
@@ -123,49 +237,123 @@ class WarmPool:
             except Exception:
                 self._discard(entry)
                 continue
-            if entry.process.alive() and not self._too_old(entry.process):
-                self.hits += 1
-                return entry.process
-            self._discard(entry)
+            if not self._usable(entry):
+                self._discard(entry)
+                continue
+            entry.process.tenant = tenant
+            return Lease(entry.process, plan, warm=True)
 
-    def retire_other_credentials(self, spec: ProcessSpec) -> None:
-        """Stop warm processes started with another credential (a rotated token retires the old one)."""
-        for key, entries in list(self._entries.items()):
-            for entry in list(entries):
-                if entry.process.spec.credential.value != spec.credential.value:
-                    entries.remove(entry)
-                    self._discard(entry)
-            if not entries:
-                self._entries.pop(key, None)
-
-    def evict_one(self) -> bool:
-        """Stop the oldest idle warm process and keep its slot for the caller."""
-        oldest: tuple[str, WarmEntry] | None = None
-        for key, entries in self._entries.items():
-            for entry in entries:
-                if oldest is None or entry.since < oldest[1].since:
-                    oldest = (key, entry)
-        if oldest is None:
+    def _usable(self, entry: Entry[P]) -> bool:
+        """Started, alive, young enough, not worn out."""
+        task = entry.task
+        if not task.done() or task.cancelled() or task.exception() is not None:
             return False
-        key, entry = oldest
-        self._entries[key].remove(entry)
-        if not self._entries[key]:
-            del self._entries[key]
-        self._discard(entry, release=False)
+        process = entry.process
+        return process.alive() and not self._too_old(process) and process.uses < self.settings.warm_max_uses
+
+    def checkin(self, process: P, keep: bool) -> None:
+        """A request is done with ``process``: keep it idle (``keep``) or stop it; then refill spares."""
+        if keep and self.enabled and self._usable_after_use(process):
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            self._idle.append(Entry(process, done))
+            while len(self._idle) > self.settings.warm_max:
+                self.evict_one()
+            self._ensure_reaper()
+            self.slots.notify()
+        else:
+            self._discard(Entry(process, _done_future()))
+        self._replenish()
+
+    def _usable_after_use(self, process: Process) -> bool:
+        return (
+            process.completed
+            and process.alive()
+            and not self._too_old(process)
+            and process.uses < self.settings.warm_max_uses
+        )
+
+    # -- spares and eviction ----------------------------------------------------------------
+
+    def _replenish(self) -> None:
+        """Start spares while the warm set has room, a slot is free and no request waits for one."""
+        launch = self._last_launch
+        if launch is None or not self.enabled:
+            return
+        model = self._models.most_common(1)[0][0] if self._models else self.settings.default_model
+        while len(self._idle) < self.settings.warm_max and not self.slots.waiting:
+            if not self._prestart(launch, Binding(model)):
+                return
+
+    def _prestart(self, launch: Launch, binding: Binding) -> bool:
+        if not self.slots.try_acquire():
+            return False
+        try:
+            process = self._factory(launch, binding, ())
+        except Exception:
+            self.slots.release()
+            logger.debug("warm process could not be prepared", exc_info=True)
+            return False
+        task = asyncio.get_running_loop().create_task(process.start())
+        task.add_done_callback(_consume_exception)
+        self._idle.append(Entry(process, task))
+        self.stats.started += 1
+        self._ensure_reaper()
         return True
 
-    def _too_old(self, process: CliProcess) -> bool:
-        """Past ``warm_max_age`` since start: it serves no new request (checked on return and on take)."""
+    def _pop_lru(self) -> Entry[P] | None:
+        if not self._idle:
+            return None
+        victim = min(self._idle, key=lambda entry: entry.process.last_used)
+        self._idle.remove(victim)
+        return victim
+
+    def evict_one(self) -> bool:
+        """Stop the least recently used idle process and free its slot once it is reaped."""
+        victim = self._pop_lru()
+        if victim is None:
+            return False
+        self._discard(victim)
+        return True
+
+    async def _evict_for_caller(self) -> bool:
+        """Stop the least recently used idle process and hand its slot to the caller once it is reaped."""
+        victim = self._pop_lru()
+        if victim is None:
+            return False
+        self.stats.discarded += 1
+        if not victim.task.done():
+            victim.task.cancel()
+        victim.process.kill()
+        closing = asyncio.ensure_future(victim.process.close())
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            closing.add_done_callback(lambda _task: self.slots.release())  # the caller is gone: nobody owns it
+            raise
+        return True
+
+    def _retire_other_credentials(self, launch: Launch) -> None:
+        """Stop idle processes started with another credential (a rotated token retires the old one)."""
+        for entry in list(self._idle):
+            if entry.process.launch.key != launch.key:
+                self._idle.remove(entry)
+                self._discard(entry)
+
+    def _too_old(self, process: Process) -> bool:
+        """Past ``warm_max_age`` since start: it serves no new request."""
         return time.monotonic() - process.created_at > self.settings.warm_max_age
 
-    def _discard(self, entry: WarmEntry, *, release: bool = True) -> None:
-        """Stop a warm process. Its slot is freed only once the process is reaped, so a replacement
-        never runs next to it: ``max_concurrency`` bounds live processes, not just bookkeeping."""
-        self.discarded += 1
+    def _discard(self, entry: Entry[P], *, release: bool = True) -> None:
+        """Stop a process. Its slot is freed only once it is reaped, so a replacement never runs
+        next to it: ``max_concurrency`` bounds live processes, not just bookkeeping."""
+        self.stats.discarded += 1
         if not entry.task.done():
             entry.task.cancel()
         entry.process.kill()  # at once; the close task below only reaps it and removes its files
         closing = asyncio.get_running_loop().create_task(entry.process.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
         closing.add_done_callback(_consume_exception)
         if release:
             closing.add_done_callback(lambda _task: self.slots.release())
@@ -175,36 +363,40 @@ class WarmPool:
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
     async def _reap(self) -> None:
-        """Stop processes idle past the idle timeout, and ones that died while idle."""
-        while self._entries:
+        """Stop processes idle past the idle timeout, too old, or dead while idle."""
+        while self._idle:
             await asyncio.sleep(min(5.0, self.settings.warm_idle_timeout / 2))
             now = time.monotonic()
-            for key, entries in list(self._entries.items()):
-                for entry in list(entries):
-                    expired = now - entry.since > self.settings.warm_idle_timeout or self._too_old(entry.process)
-                    dead = entry.task.done() and (entry.task.exception() is not None or not entry.process.alive())
-                    if expired or dead:
-                        entries.remove(entry)
-                        self._discard(entry)
-                if not entries:
-                    self._entries.pop(key, None)
+            for entry in list(self._idle):
+                expired = now - entry.since > self.settings.warm_idle_timeout or self._too_old(entry.process)
+                dead = entry.task.done() and not self._usable(entry)
+                if expired or dead:
+                    self._idle.remove(entry)
+                    self._discard(entry)
 
     async def close(self) -> None:
-        """Stop every warm process (shutdown)."""
-        entries = [entry for group in self._entries.values() for entry in group]
-        self._entries.clear()
+        """Stop every idle process and wait for every discarded one to be reaped (shutdown)."""
+        entries, self._idle = self._idle, []
         for entry in entries:
             if not entry.task.done():
                 entry.task.cancel()
         await asyncio.gather(*(entry.process.close() for entry in entries), return_exceptions=True)
         for _ in entries:
             self.slots.release()
+        if self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reaper
 
 
-def _consume_exception(task: asyncio.Task[None]) -> None:
+def _done_future() -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+
+def _consume_exception(task: asyncio.Future[None]) -> None:
     if not task.cancelled():
         task.exception()

@@ -1,16 +1,29 @@
-"""One Claude Code CLI process: start it, give it a user turn, read its answer, reset or end it.
+"""One Claude Code CLI process: start it, fit it to a request, give it a turn, keep its conversation.
 
-A process may serve several requests of the same :class:`ProcessSpec`, one at a time, but
-only after a verified reset: the CLI is asked to rewind its conversation to before the user
-turn it just answered (the ``rewind_conversation`` control request), and the reset counts
-only when the CLI confirms that nothing precedes that turn any more. Anything else (an
-unexpected reply, a timeout, an SDK without the control channel) ends the process instead.
+A process is bound for life only to its :class:`~.cli.Launch` (credential and upstream).
+Everything else is given to it over the SDK's control channel while it runs, which is what lets
+a process started ahead of time serve whatever request comes next:
 
-The SDK's own shutdown waits up to five seconds after closing stdin before it sends
-SIGTERM; a cancelled request must free its process at once, so :meth:`CliProcess.kill`
-sends SIGKILL to the pid the launcher recorded and the SDK's ``disconnect`` then only reaps
-it. Every path out of a request goes through :meth:`CliProcess.close`, which also removes
-the process's private workspace.
+- the model with ``set_model`` (only while its conversation is empty: on a conversation the CLI
+  records a model switch as a note in the next user turn, which the client never wrote);
+- the system prompt with ``set_model``'s ``system_prompt`` (the prompt snapshot is off, so it
+  applies from the next turn on, also within a conversation); a process that was given a
+  system prompt cannot go back to none;
+- the output limit with ``apply_flag_settings`` (``CLAUDE_CODE_MAX_OUTPUT_TOKENS``).
+
+A process keeps the conversation it answered, as the CLI holds it: the turns, each with the
+chain fingerprint of the conversation up to it (:func:`.messages.chain_of`) and the CLI's uuid
+for it. A later request whose earlier turns are a prefix of that conversation is served by
+writing only its new turn (an assistant turn the client added may be appended first). Any other
+request first has the conversation cut back with ``rewind_conversation`` to the turns the two
+share, possibly none, and the cut counts only when the CLI confirms exactly that cut: the turn
+it removed from and the assistant message left before it. Nothing of one conversation can
+reach another's upstream request.
+
+The SDK's own shutdown waits up to five seconds after closing stdin before it sends SIGTERM;
+a cancelled request must free its process at once, so :meth:`CliProcess.kill` sends SIGKILL to
+the pid the launcher recorded and the SDK's ``disconnect`` then only reaps it. Every path out of
+a process goes through :meth:`CliProcess.close`, which also removes its private workspace.
 """
 
 from __future__ import annotations
@@ -20,48 +33,106 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 from claude_agent_sdk import CLIConnectionError as SDKConnectionError
 from claude_agent_sdk import CLINotFoundError as SDKCLINotFoundError
-from claude_agent_sdk.types import Message, ResultMessage, UserMessage
+from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage
 
-from .cli import ProcessSpec, Workspace, build_options
+from .cli import Binding, Launch, Workspace, build_options
 from .errors import ClaudeCodeError, CLIFailedError, CLINotFoundError
-from .messages import Prompt
+from .messages import Conversation, Role, Turn, chain_of
 from .settings import Settings
+from .transcript import write_session
 
 logger = logging.getLogger("litellm_claude_code")
 
+CONTROL_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeldTurn:
+    """A turn a process holds: its role, the conversation's chain fingerprint through it, the CLI's uuid."""
+
+    role: Role
+    chain: str | None
+    """None when what the CLI holds is not exactly what the client was sent (it matches nothing)."""
+    uuid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a process serves a request: turns it keeps, assistant turns appended, then the user turn."""
+
+    keep: int
+    append: tuple[Turn, ...]
+    rewind: bool
+
+    @property
+    def kind(self) -> str:
+        """For the log line: ``continued`` (no cut), ``branched`` (cut to a shared prefix), ``new``."""
+        if self.keep and not self.rewind:
+            return "continued"
+        if self.keep:
+            return "branched"
+        return "new"
+
 
 class CliProcess:
-    """A started (or starting) CLI process, bound to one :class:`ProcessSpec`."""
+    """A started (or starting) CLI process and the conversation it holds."""
 
     def __init__(
         self,
         settings: Settings,
-        spec: ProcessSpec,
+        launch: Launch,
+        binding: Binding,
         *,
+        cwd: Path,
         launcher: Path,
         cli: str,
         stderr: Callable[[str], None] | None = None,
+        history: Sequence[Turn] = (),
     ) -> None:
-        self.spec = spec
+        self.launch = launch
+        self.binding = Binding(binding.model, None, binding.max_output_tokens)
         self.workspace = Workspace.create(settings.state_dir)
+        self.held: list[HeldTurn] = []
+        resume: str | None = None
+        if history:
+            session = write_session(self.workspace.config_dir, cwd, history)
+            resume = session.session_id
+            chains = chain_of(history)
+            self.held = [HeldTurn(t.role, c, u) for t, c, u in zip(history, chains, session.uuids, strict=True)]
         self._client = ClaudeSDKClient(
-            options=build_options(settings, spec, self.workspace, launcher=launcher, cli=cli, stderr=stderr)
+            options=build_options(
+                settings,
+                launch,
+                self.binding,
+                self.workspace,
+                cwd=cwd,
+                launcher=launcher,
+                cli=cli,
+                stderr=stderr,
+                resume=resume,
+            )
         )
         self.created_at = time.monotonic()
+        self.last_used = self.created_at
         self.ready_at: float | None = None
+        self.tenant: str | None = None
+        """The LiteLLM key (hashed) this process serves; None until its first request."""
         self.uses = 0
         self.busy = False
         self.closed = False
-        self.completed = False  # the last run read the CLI's result: the process is between turns
-        self._turn_uuid: str | None = None
-        self._connected = False
+        self.completed = False  # the last turn ended with the CLI's result: the process is between turns
+        self._turn: tuple[HeldTurn, str | None] | None = None  # the user turn in flight, the answer's uuid
+
+    # -- life -------------------------------------------------------------------------------
 
     @property
     def pid(self) -> int | None:
@@ -71,7 +142,6 @@ class CliProcess:
         """Spawn the CLI and wait for its initialize handshake: the start-up a warm process pre-pays."""
         try:
             await self._client.connect()
-            self._connected = True
         except SDKCLINotFoundError as exc:
             raise CLINotFoundError(
                 f"Claude Code CLI not found: {exc}. Install claude-agent-sdk's Linux wheel, which bundles it, "
@@ -84,7 +154,7 @@ class CliProcess:
         self.ready_at = time.monotonic()
 
     def alive(self) -> bool:
-        """True while the CLI process exists (a dead warm process is discarded, not used)."""
+        """True while the CLI process exists (a dead idle process is discarded, not used)."""
         pid = self.pid
         if pid is None or self.closed:
             return False
@@ -100,69 +170,6 @@ class CliProcess:
                 return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
         except (OSError, IndexError):
             return True
-
-    async def run(self, prompt: Prompt) -> AsyncIterator[Message]:
-        """Send the user turn and yield the CLI's messages up to and including the result."""
-        if self.busy or self.closed:
-            raise RuntimeError("a CLI process serves one request at a time")
-        self.busy = True
-        self.completed = False
-        self.uses += 1
-        self._turn_uuid = None
-
-        async def one_message() -> AsyncIterator[dict[str, Any]]:
-            yield prompt.as_cli_message()
-
-        try:
-            await self._client.query(one_message())
-            async for message in self._client.receive_response():
-                if isinstance(message, UserMessage) and self._turn_uuid is None:
-                    self._turn_uuid = message.uuid  # the replayed user turn: what a reset rewinds to
-                    continue
-                if isinstance(message, ResultMessage):
-                    self.completed = True
-                yield message
-        except ClaudeCodeError:
-            raise
-        except ClaudeSDKError as exc:
-            raise CLIFailedError(f"Claude Code CLI failed: {exc}") from None
-        finally:
-            self.busy = False
-
-    async def reset(self, timeout: float = 5.0) -> bool:
-        """Forget the last turn, verified; True only if the conversation is now empty."""
-        if self.closed or self.busy or not self.completed or not self._turn_uuid or not self.alive():
-            logger.debug(
-                "no reset: closed=%s busy=%s completed=%s turn=%s",
-                self.closed,
-                self.busy,
-                self.completed,
-                self._turn_uuid,
-            )
-            return False
-        query = getattr(self._client, "_query", None)
-        send = getattr(query, "_send_control_request", None)
-        if send is None:
-            return False  # an SDK without the control channel: processes are used once
-        try:
-            answer = await send(
-                {"subtype": "rewind_conversation", "target_message_uuid": self._turn_uuid}, timeout=timeout
-            )
-        except Exception:
-            logger.debug("conversation reset failed", exc_info=True)
-            return False
-        verified = (
-            isinstance(answer, dict)
-            and answer.get("rewound") is True
-            and answer.get("targetMessageUuid") == self._turn_uuid
-            and answer.get("precedingAssistantUuid") is None
-        )
-        if verified:
-            self._turn_uuid = None
-            self.completed = False
-        else:
-            logger.warning("conversation reset not verified (%s); the process is stopped", answer)
-        return verified
 
     def kill(self) -> None:
         """SIGKILL the CLI now; safe to call at any time, any number of times."""
@@ -194,3 +201,189 @@ class CliProcess:
             await self._client.disconnect()
         except Exception:
             logger.debug("CLI disconnect raised", exc_info=True)
+
+    # -- fitting a request -----------------------------------------------------------------
+
+    def plan(self, conversation: Conversation, binding: Binding, tenant: str) -> Plan | None:
+        """How this process could serve ``conversation`` exactly, or None if it cannot."""
+        if self.tenant is not None and self.tenant != tenant:
+            return None
+        if binding.system_prompt is None and self.binding.system_prompt is not None:
+            return None  # a system prompt once given cannot be taken back
+        history = conversation.history
+        chains = chain_of(history)
+        keep = 0
+        while keep < min(len(chains), len(self.held)) and self.held[keep].chain == chains[keep]:
+            keep += 1
+        tail = history[keep:]
+        if any(turn.role == "user" for turn in tail):
+            return None  # earlier user turns cannot be given to a running process
+        rewind = keep < len(self.held)
+        if rewind and self.held[keep].role != "user":
+            return None  # the CLI cuts a conversation only before one of its user turns
+        if keep and binding.model != self.binding.model:
+            return None
+        return Plan(keep, tuple(tail), rewind)
+
+    async def prepare(self, plan: Plan, binding: Binding) -> None:
+        """Cut the conversation back, set model, system prompt and output limit, append assistant turns."""
+        if plan.rewind:
+            await self._rewind(plan.keep)
+        await self._bind(binding)
+        for turn in plan.append:
+            held = HeldTurn(turn.role, None, str(uuid.uuid4()))
+            await self._write({**_assistant_message(turn), "uuid": held.uuid})
+            self.held.append(held)
+
+    async def _rewind(self, keep: int) -> None:
+        """Cut the conversation back to its first ``keep`` held turns (``held[keep]`` is a user turn)."""
+        last_user = next(t.uuid for t in reversed(self.held) if t.role == "user")
+        await self._cut(self.held[keep].uuid, keep, last_user)
+        del self.held[keep:]
+
+    async def _cut(self, target: str, keep: int, last_user: str) -> None:
+        answer = await self._control(
+            {
+                "subtype": "rewind_conversation",
+                "target_message_uuid": target,
+                "last_seen_user_message_uuid": last_user,
+            }
+        )
+        preceding = self.held[keep - 1].uuid if keep else None
+        verified = (
+            answer.get("rewound") is True
+            and answer.get("targetMessageUuid") == target
+            and answer.get("precedingAssistantUuid") == preceding
+        )
+        if not verified:
+            raise CLIFailedError(f"conversation cut not verified ({answer}); the process is stopped")
+
+    async def _bind(self, binding: Binding) -> None:
+        current = self.binding
+        if binding.model != current.model:
+            if self.held:
+                raise RuntimeError("the model of a conversation in progress cannot change")
+            request: dict[str, Any] = {"subtype": "set_model", "model": binding.model}
+            if binding.system_prompt is not None:
+                request["system_prompt"] = binding.system_prompt
+            await self._control(request)
+            current = Binding(binding.model, binding.system_prompt or current.system_prompt, current.max_output_tokens)
+        if binding.system_prompt != current.system_prompt:
+            if binding.system_prompt is None:
+                raise RuntimeError("a system prompt once set cannot be removed")
+            await self._control(
+                {
+                    "subtype": "set_model",
+                    "model": current.model,
+                    "system_prompt": binding.system_prompt,
+                    "only_if_model_is_current": True,
+                }
+            )
+            current = Binding(current.model, binding.system_prompt, current.max_output_tokens)
+        if binding.max_output_tokens != current.max_output_tokens:
+            value = str(binding.max_output_tokens) if binding.max_output_tokens else ""
+            await self._control(
+                {"subtype": "apply_flag_settings", "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": value}}}
+            )
+            current = Binding(current.model, current.system_prompt, binding.max_output_tokens)
+        self.binding = current
+
+    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+        query = getattr(self._client, "_query", None)
+        send = getattr(query, "_send_control_request", None)
+        if send is None:
+            raise CLIFailedError("this claude-agent-sdk has no control channel; upgrade it")
+        try:
+            answer = await send(request, timeout=CONTROL_TIMEOUT)
+        except ClaudeCodeError:
+            raise
+        except Exception as exc:
+            raise CLIFailedError(f"Claude Code refused {request['subtype']}: {exc}") from None
+        return answer if isinstance(answer, dict) else {}
+
+    async def _write(self, message: dict[str, Any]) -> None:
+        async def one() -> AsyncIterator[dict[str, Any]]:
+            yield message
+
+        await self._client.query(one())
+
+    # -- a turn ----------------------------------------------------------------------------
+
+    async def run(self, conversation: Conversation) -> AsyncIterator[Message]:
+        """Send the conversation's last (user) turn; yield the CLI's messages up to and including the result."""
+        if self.busy or self.closed:
+            raise RuntimeError("a CLI process serves one request at a time")
+        self.busy = True
+        self.completed = False
+        self.uses += 1
+        self.last_used = time.monotonic()
+        user = HeldTurn("user", conversation.chain()[-1], str(uuid.uuid4()))
+        self._turn = (user, None)
+        message = {
+            "type": "user",
+            "message": {"role": "user", "content": conversation.last.cli_content()},
+            "parent_tool_use_id": None,
+            "session_id": "default",
+            "uuid": user.uuid,
+        }
+        try:
+            await self._write(message)
+            async for item in self._client.receive_response():
+                if isinstance(item, AssistantMessage) and item.uuid and item.parent_tool_use_id is None:
+                    self._turn = (user, item.uuid)
+                if isinstance(item, ResultMessage):
+                    self.completed = True
+                yield item
+        except ClaudeCodeError:
+            raise
+        except ClaudeSDKError as exc:
+            raise CLIFailedError(f"Claude Code CLI failed: {exc}") from None
+        finally:
+            self.busy = False
+            self.last_used = time.monotonic()
+
+    def commit(self, answer: Turn) -> bool:
+        """Record the turn just answered, with ``answer`` exactly as the client received it.
+
+        False (nothing recorded) unless the turn ended with the CLI's result and the CLI named
+        the assistant message it recorded; the caller then stops the process.
+        """
+        if self._turn is None or not self.completed:
+            return False
+        user, answer_uuid = self._turn
+        self._turn = None
+        if answer_uuid is None or user.chain is None:
+            return False
+        self.held.append(user)
+        self.held.append(HeldTurn("assistant", chain_of((answer,), start=user.chain)[0], answer_uuid))
+        return True
+
+    async def drop_turn(self) -> None:
+        """Stop the turn in flight and cut it off: the process keeps only the turns before it.
+
+        For answers that end without the CLI's result (the output limit reached, a refusal):
+        the CLI would go on by itself (after ``max_tokens`` it asks Claude to resume), and what
+        it holds of the turn is not what the client received.
+        """
+        if self._turn is None:
+            raise RuntimeError("no turn to drop")
+        user = self._turn[0]
+        self._turn = None
+        if not self.completed:
+            await self._control({"subtype": "interrupt"})
+            await asyncio.wait_for(self._drain(), CONTROL_TIMEOUT)
+            self.completed = True
+        await self._cut(user.uuid, len(self.held), user.uuid)
+
+    async def _drain(self) -> None:
+        async for _ in self._client.receive_response():
+            pass
+
+
+def _assistant_message(turn: Turn) -> dict[str, Any]:
+    return {
+        "type": "assistant",
+        "message": {"role": "assistant", "content": [dict(block) for block in turn.content]},
+        "parent_tool_use_id": None,
+        "session_id": "default",
+    }

@@ -9,6 +9,7 @@ request costs no process and gets a 400 that says what to change.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import queue
 import re
 import threading
@@ -24,7 +25,7 @@ from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
 from .engine import Engine, Request
 from .errors import BadRequestError, ClaudeCodeError, for_litellm
-from .messages import convert_messages
+from .messages import Conversation, convert_messages
 from .observability import configure
 from .settings import Settings
 from .streaming import Outcome
@@ -97,17 +98,19 @@ class ClaudeCodeProvider(CustomLLM):
         max_tokens = params.get("max_completion_tokens") or params.get("max_tokens")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise BadRequestError("max_tokens must be a positive integer.")
-        prompt = convert_messages(messages)
+        conversation = convert_messages(messages)
+        _refuse_tool_history(conversation)
         request_timeout = settings.request_timeout
         seconds = _timeout_seconds(timeout)
         if seconds is not None:
             request_timeout = min(request_timeout, seconds)
         request = Request(
             model=name,
-            prompt=prompt,
+            conversation=conversation,
             stream=stream,
             timeout=request_timeout,
             max_output_tokens=max_tokens,
+            tenant=_tenant(litellm_params),
         )
         call_id = (litellm_params or {}).get("litellm_call_id")
         if isinstance(call_id, str) and call_id:
@@ -139,16 +142,11 @@ class ClaudeCodeProvider(CustomLLM):
                 )
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
-        usage = outcome.usage
         yield GenericStreamingChunk(
             text="",
             is_finished=True,
             finish_reason=outcome.finish_reason,
-            usage={
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-            },
+            usage=cast(Any, outcome.usage.as_openai()),
             index=0,
             tool_use=None,
         )
@@ -232,6 +230,28 @@ async def _in_own_task(source: AsyncIterator[T]) -> AsyncIterator[T]:
         if not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=30)
+
+
+def _tenant(litellm_params: dict[str, Any] | None) -> str:
+    """Who asks: the LiteLLM key the proxy authenticated (hashed again here), or "" outside the proxy.
+
+    A CLI process serves one tenant for life, and a conversation is only ever continued for the
+    tenant that started it.
+    """
+    metadata = (litellm_params or {}).get("metadata") or {}
+    key = metadata.get("user_api_key_hash") or metadata.get("user_api_key") if isinstance(metadata, dict) else None
+    if not isinstance(key, str) or not key:
+        return ""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _refuse_tool_history(conversation: Conversation) -> None:
+    for turn in conversation.turns:
+        if any(block.get("type") in ("tool_use", "tool_result") for block in turn.content):
+            raise BadRequestError(
+                f"messages[{turn.index}] holds tool calls or tool results, which Claude accepts only with the tools "
+                "they call; this gateway runs Claude Code with no tools. Send the results as user text instead."
+            )
 
 
 def _timeout_seconds(timeout: Any) -> float | None:

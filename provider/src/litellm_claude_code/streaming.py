@@ -32,7 +32,7 @@ FINISH_REASONS = {
     "stop_sequence": "stop",
     "max_tokens": "length",
     "refusal": "content_filter",
-    "tool_use": "stop",  # the CLI runs no tools here; the text so far is the answer
+    "tool_use": "stop",  # no client tools: the text so far is the answer
     "pause_turn": "stop",
 }
 
@@ -89,7 +89,12 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     cost_usd: float | None = None
-    text_chars: int = 0
+    parts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The whole answer as the client received it."""
+        return "".join(self.parts)
 
 
 _ASSISTANT_ERRORS: dict[str, type[ClaudeCodeError]] = {
@@ -203,7 +208,7 @@ async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, tok
             outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "end_turn", "stop")
             return
         if tail:
-            outcome.text_chars += len(tail)
+            outcome.parts.append(tail)
             yield tail
     raise CLIFailedError(
         "Claude Code ended without a result. Set LITELLM_CLAUDE_CODE_LOG_LEVEL=DEBUG to log the CLI's stderr."
