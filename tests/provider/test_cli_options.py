@@ -17,11 +17,13 @@ from litellm_claude_code.cli import (
     PASSTHROUGH_VARIABLES,
     QUIET_VARIABLES,
     SDK_VARIABLES,
-    ProcessSpec,
+    Binding,
+    Launch,
     Workspace,
     build_environment,
     build_options,
     install_launcher,
+    working_directory,
 )
 from litellm_claude_code.credentials import Credential
 from litellm_claude_code.settings import Settings
@@ -29,7 +31,6 @@ from litellm_claude_code.settings import Settings
 TOKEN = "sk-ant-oat01-test-token-for-options"
 MASTER_KEY = "sk-litellm-master-key-must-not-leak"
 DATABASE_URL = "postgresql://litellm:db-password-must-not-leak@db/litellm"
-SYSTEM_PROMPT = "You are a pirate. SYSTEM-PROMPT-MARKER " + "arr " * 5000
 FAKE_CLI = "/opt/claude/bin/claude"
 
 # What the provider itself sets, on top of the pass-through and quiet lists.
@@ -66,20 +67,25 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path / "state", cli_max_retries=0, api_timeout_ms=45_000)
 
 
-def make_spec(system_prompt: str | None = SYSTEM_PROMPT, **overrides: object) -> ProcessSpec:
-    values: dict[str, object] = {
-        "model": "sonnet",
-        "system_prompt": system_prompt,
-        "credential": Credential("CLAUDE_CODE_OAUTH_TOKEN", TOKEN, "environment"),
-    }
-    values.update(overrides)
-    return ProcessSpec(**values)  # type: ignore[arg-type]
+CREDENTIAL = Credential("CLAUDE_CODE_OAUTH_TOKEN", TOKEN, "environment")
 
 
-def options_for(settings: Settings, spec: ProcessSpec) -> tuple[ClaudeAgentOptions, Workspace, Path]:
+def options_for(
+    settings: Settings, launch: Launch | None = None, binding: Binding | None = None, resume: str | None = None
+) -> tuple[ClaudeAgentOptions, Workspace, Path]:
     workspace = Workspace.create(settings.state_dir)
     launcher = install_launcher(settings.state_dir)
-    options = build_options(settings, spec, workspace, launcher=launcher, cli=FAKE_CLI, stderr=None)
+    options = build_options(
+        settings,
+        launch or Launch(CREDENTIAL),
+        binding or Binding("sonnet"),
+        workspace,
+        cwd=working_directory(settings.state_dir),
+        launcher=launcher,
+        cli=FAKE_CLI,
+        stderr=None,
+        resume=resume,
+    )
     return options, workspace, launcher
 
 
@@ -96,7 +102,7 @@ def sdk_command(options: ClaudeAgentOptions) -> list[str]:
 
 @pytest.mark.usefixtures("service_environment")
 def test_no_tools_no_settings_no_mcp(settings: Settings) -> None:
-    options, _, _ = options_for(settings, make_spec())
+    options, _, _ = options_for(settings)
     assert options.tools == []
     assert options.allowed_tools == []
     assert options.setting_sources == []
@@ -104,6 +110,7 @@ def test_no_tools_no_settings_no_mcp(settings: Settings) -> None:
     assert options.strict_mcp_config is True
     assert options.max_turns == 1
     assert options.include_partial_messages is True
+    assert options.verbatim_prompts is True  # user turns as written: no slash commands, no @path expansion
     assert options.model == "sonnet"
     assert "disable-slash-commands" in options.extra_args
     assert "no-session-persistence" in options.extra_args
@@ -116,44 +123,50 @@ def test_no_tools_no_settings_no_mcp(settings: Settings) -> None:
     assert "--disable-slash-commands" in argv
     assert "--setting-sources=" in argv  # no user or project settings, no CLAUDE.md
     assert "--mcp-config" not in argv
+    assert not any(arg.startswith("--resume") for arg in argv)
 
 
 @pytest.mark.usefixtures("service_environment")
-def test_working_directory_is_a_private_empty_directory_in_the_workspace(settings: Settings) -> None:
-    options, workspace, launcher = options_for(settings, make_spec())
+def test_a_shared_read_only_empty_working_directory_and_private_files(settings: Settings) -> None:
+    options, workspace, launcher = options_for(settings)
     cwd = Path(str(options.cwd))
-    assert cwd == workspace.cwd
-    assert cwd.is_relative_to(workspace.root) and workspace.root.is_relative_to(settings.state_dir)
+    assert cwd == (settings.state_dir / "work").resolve()
     assert cwd.is_dir() and list(cwd.iterdir()) == []
-    for directory in (workspace.root, workspace.home, workspace.tmp, workspace.cwd):
+    assert cwd.stat().st_mode & 0o777 == 0o500  # nobody writes there, the CLI least of all
+    assert not cwd.is_relative_to(workspace.root)
+    for directory in (workspace.root, workspace.home, workspace.tmp, workspace.config_dir):
         assert directory.stat().st_mode & 0o077 == 0, f"{directory} is readable by others"
     assert options.cli_path == str(launcher)
     assert launcher.is_relative_to(settings.state_dir)
-    other = Workspace.create(settings.state_dir)
-    assert other.root != workspace.root  # one workspace per process
+    other, other_workspace, _ = options_for(settings)
+    assert other_workspace.root != workspace.root  # one workspace per process
+    assert other.cwd == options.cwd  # one working directory for all: the same prompt prefix
     workspace.remove()
     assert not workspace.root.exists()
 
 
+def test_a_working_directory_with_something_in_it_is_refused(settings: Settings) -> None:
+    path = settings.state_dir / "work"
+    path.mkdir(parents=True)
+    (path / "planted.txt").write_text("x")
+    with pytest.raises(Exception, match="must be empty"):
+        working_directory(settings.state_dir)
+
+
 @pytest.mark.usefixtures("service_environment")
-def test_system_prompt_goes_to_a_file_not_argv(settings: Settings) -> None:
-    options, workspace, _ = options_for(settings, make_spec())
-    assert isinstance(options.system_prompt, dict) and options.system_prompt["type"] == "file"
-    prompt_file = Path(options.system_prompt["path"])
-    assert prompt_file.is_relative_to(workspace.root)
-    assert prompt_file.read_text(encoding="utf-8") == SYSTEM_PROMPT
+def test_no_system_prompt_on_the_command_line_and_the_snapshot_off(settings: Settings) -> None:
+    options, _, _ = options_for(settings, binding=Binding("sonnet", "You are a pirate. SYSTEM-PROMPT-MARKER"))
+    assert options.system_prompt == {"type": "custom", "prompt": "", "snapshot": False}
     argv = sdk_command(options)
-    assert argv[argv.index("--system-prompt-file") + 1] == str(prompt_file)
+    assert argv[argv.index("--system-prompt") + 1] == ""  # not the CLI's 7 KB preset; the prompt comes later
     assert not any("SYSTEM-PROMPT-MARKER" in arg for arg in argv)
 
 
 @pytest.mark.usefixtures("service_environment")
-def test_no_system_prompt_sends_an_empty_one(settings: Settings) -> None:
-    options, workspace, _ = options_for(settings, make_spec(system_prompt=None))
-    assert options.system_prompt is None
+def test_a_resumed_process_names_its_session(settings: Settings) -> None:
+    options, _, _ = options_for(settings, resume="0b2c7d1e-8a53-4a58-9a55-1c3f1e2d4b5a")
     argv = sdk_command(options)
-    assert argv[argv.index("--system-prompt") + 1] == ""  # not the CLI's 7 KB preset
-    assert not (workspace.root / "system-prompt.txt").exists()
+    assert "--resume=0b2c7d1e-8a53-4a58-9a55-1c3f1e2d4b5a" in argv
 
 
 # --------------------------------------------------------------------------- environment
@@ -161,7 +174,7 @@ def test_no_system_prompt_sends_an_empty_one(settings: Settings) -> None:
 
 @pytest.mark.usefixtures("service_environment")
 def test_environment_holds_only_allow_listed_names(settings: Settings) -> None:
-    options, workspace, _ = options_for(settings, make_spec(max_output_tokens=2048))
+    options, workspace, _ = options_for(settings, binding=Binding("sonnet", None, 2048))
     env = options.env
     assert set(env) <= ALLOWED, f"not allow-listed: {set(env) - ALLOWED}"
     for secret in ("LITELLM_MASTER_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "ANTHROPIC_API_KEY"):
@@ -185,9 +198,9 @@ def test_environment_holds_only_allow_listed_names(settings: Settings) -> None:
 
 
 @pytest.mark.usefixtures("service_environment")
-def test_spec_base_url_overrides_the_service_one(settings: Settings, tmp_path: Path) -> None:
-    spec = make_spec(base_url="http://127.0.0.1:9999")
-    env = build_environment(settings, spec, Workspace.create(settings.state_dir), FAKE_CLI)
+def test_launch_base_url_overrides_the_service_one(settings: Settings, tmp_path: Path) -> None:
+    launch = Launch(CREDENTIAL, base_url="http://127.0.0.1:9999")
+    env = build_environment(settings, launch, Workspace.create(settings.state_dir), FAKE_CLI)
     assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9999"
     assert "CLAUDE_CODE_MAX_OUTPUT_TOKENS" not in env  # no limit asked, none set
 
@@ -196,7 +209,7 @@ def test_spec_base_url_overrides_the_service_one(settings: Settings, tmp_path: P
 def test_launcher_drops_everything_not_on_the_list(settings: Settings) -> None:
     # The SDK starts the launcher with the whole service environment plus the options' env.
     # With `env` standing in for the CLI, its output is exactly what the CLI would see.
-    options, workspace, launcher = options_for(settings, make_spec())
+    options, workspace, launcher = options_for(settings)
     env = {**os.environ, **options.env, "LCC_CLI": "/usr/bin/env", "CLAUDE_CODE_ENTRYPOINT": "sdk-py"}
     proc = subprocess.run([str(launcher)], env=env, capture_output=True, text=True, timeout=30, check=True)
     seen = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
@@ -209,18 +222,14 @@ def test_launcher_drops_everything_not_on_the_list(settings: Settings) -> None:
     assert workspace.pid() is not None  # the launcher recorded the CLI's pid before exec
 
 
-def test_process_spec_key_separates_what_must_not_share_a_process() -> None:
-    base = make_spec()
-    assert base.key == make_spec().key
+def test_launch_key_separates_what_must_not_share_a_process() -> None:
+    base = Launch(CREDENTIAL)
+    assert base.key == Launch(Credential("CLAUDE_CODE_OAUTH_TOKEN", TOKEN, "file /run/x")).key
     different = [
-        make_spec(model="opus"),
-        make_spec(system_prompt=None),
-        make_spec(system_prompt=""),
-        make_spec(credential=Credential("CLAUDE_CODE_OAUTH_TOKEN", TOKEN + "2", "environment")),
-        make_spec(credential=Credential("ANTHROPIC_API_KEY", TOKEN, "environment")),
-        make_spec(max_output_tokens=100),
-        make_spec(base_url="http://127.0.0.1:1"),
+        Launch(Credential("CLAUDE_CODE_OAUTH_TOKEN", TOKEN + "2", "environment")),
+        Launch(Credential("ANTHROPIC_API_KEY", TOKEN, "environment")),
+        Launch(CREDENTIAL, base_url="http://127.0.0.1:1"),
     ]
-    keys = {spec.key for spec in different}
+    keys = {launch.key for launch in different}
     assert base.key not in keys and len(keys) == len(different)
     assert TOKEN not in repr(base)

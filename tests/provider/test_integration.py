@@ -34,7 +34,7 @@ from tests.support.stack import (
     shutdown_provider,
     zombies,
 )
-from tests.support.upstream import retry_after, user_text
+from tests.support.upstream import dialogue, retry_after, user_text
 
 PROVIDER = "cc-integration"
 
@@ -278,11 +278,17 @@ async def test_multi_turn_history_and_list_content_reach_claude(provider: Any, f
             },
         ],
     )
-    text = user_text(one_upstream(fake, word))
-    positions = [text.find(f"{word}-{tag}") for tag in ("Q1", "A1", "Q2a", "Q2b")]
-    assert all(p >= 0 for p in positions), text
-    assert positions == sorted(positions)
-    assert 'role="assistant"' in text
+    assert dialogue(one_upstream(fake, word)) == [
+        ("user", [{"type": "text", "text": f"first question {word}-Q1"}]),
+        ("assistant", [{"type": "text", "text": f"first answer {word}-A1"}]),
+        (
+            "user",
+            [
+                {"type": "text", "text": f"second part one {word}-Q2a"},
+                {"type": "text", "text": f" and part two {word}-Q2b"},
+            ],
+        ),
+    ]
 
 
 @module_loop

@@ -1,13 +1,13 @@
-"""Warm Claude Code processes (issue 5): safe, bounded and failure-proof.
+"""Warm Claude Code processes: safe, bounded and failure-proof.
 
 Every test drives the real provider (through ``litellm.acompletion``), the real SDK and the
 real bundled CLI against the fake upstream, and asserts on what can be observed from the
 outside: the fake's request log (messages, system prompt, credential), the process table
 (pids, states, zombies) and the pool's counters.
 
-Which process served a request is read from the upstream log: the CLI tells Claude its
-working directory, and every CLI process has its own private workspace
-(``<state dir>/run/<32 hex>/work``), so two upstream requests that name the same workspace
+Which process served a request is read from the upstream log: the CLI names its session in
+every request's ``metadata.user_id``, and every CLI process runs one session of its own (a cut
+of its conversation keeps the session), so two upstream requests that name the same session
 were sent by the same process.
 """
 
@@ -18,7 +18,6 @@ import contextlib
 import itertools
 import json
 import os
-import re
 import signal
 import threading
 import time
@@ -38,12 +37,11 @@ from tests.support.stack import (
     shutdown_provider,
     zombies,
 )
-from tests.support.upstream import user_turns
+from tests.support.upstream import served_by, user_turns
 
 pytestmark = pytest.mark.integration
 
 _NAMES = itertools.count(1)
-_WORKSPACE = re.compile(r"/run/([0-9a-f]{32})/work")
 
 # Generous: the machine has two cores shared with other test runs, and a cold CLI start
 # costs about a CPU-second.
@@ -67,18 +65,20 @@ class Warm:
     def pool(self) -> Any:
         return self.engine.pool
 
-    async def ask(self, text: str, *, system: str | None = None, stream: bool = False, **params: Any) -> str:
+    async def ask(
+        self, text: str, *, system: str | None = None, stream: bool = False, model: str = "sonnet", **params: Any
+    ) -> str:
         messages: list[dict[str, str]] = []
         if system is not None:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": text})
         if stream:
             response = await litellm.acompletion(
-                model=f"{self.name}/sonnet", messages=messages, stream=True, timeout=120, **params
+                model=f"{self.name}/{model}", messages=messages, stream=True, timeout=120, **params
             )
             parts = [chunk.choices[0].delta.content or "" async for chunk in response]
             return "".join(parts)
-        response = await litellm.acompletion(model=f"{self.name}/sonnet", messages=messages, timeout=120, **params)
+        response = await litellm.acompletion(model=f"{self.name}/{model}", messages=messages, timeout=120, **params)
         return str(response.choices[0].message.content)
 
     def pids(self) -> set[int]:
@@ -125,10 +125,8 @@ async def make_warm(tmp_path: Path, fake: FakeAnthropicServer) -> AsyncIterator[
 
 
 def workspace_of(request: dict[str, Any]) -> str:
-    """The private workspace (hence the process) that sent this upstream request."""
-    match = _WORKSPACE.search(json.dumps(request["body"]))
-    assert match, "the CLI no longer names its working directory upstream; find another process marker"
-    return match.group(1)
+    """The CLI session (hence the process) that sent this upstream request."""
+    return served_by(request)
 
 
 def everything(request: dict[str, Any]) -> str:
@@ -156,9 +154,9 @@ async def test_reused_process_carries_nothing_of_the_previous_request(
 
     answer_a = await warm.ask(f"remember {secret_a} " + directive(text=f"noted {reply_a}"), system=system)
     assert reply_a in answer_a
-    assert await async_wait_until(lambda: warm.pool.size == 1, SETTLE), "the process was not kept warm"
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE), "the process was not kept warm"
     (idle_pid,) = warm.pids()
-    hits_before = warm.pool.hits
+    hits_before = warm.pool.stats.warm
 
     answer_b = await warm.ask(f"what did I ask you to remember? {secret_b}", system=system)
     assert answer_b
@@ -166,7 +164,7 @@ async def test_reused_process_carries_nothing_of_the_previous_request(
     req_a, req_b = only_request(fake, secret_a), only_request(fake, secret_b)
     # The second request really was served by the reused process: same workspace, same pid.
     assert workspace_of(req_a) == workspace_of(req_b)
-    assert warm.pool.hits == hits_before + 1
+    assert warm.pool.stats.warm == hits_before + 1
     assert psutil.pid_exists(idle_pid) and idle_pid in warm.pids()
     # ... and carried nothing of the first: not its prompt, not its answer.
     seen = everything(req_b)
@@ -177,19 +175,35 @@ async def test_reused_process_carries_nothing_of_the_previous_request(
     assert system in req_b["system_text"]
 
 
-async def test_different_system_prompts_never_share_a_process(make_warm: Any, fake: FakeAnthropicServer) -> None:
-    warm = make_warm(warm_max=2)
+async def test_another_system_prompt_and_model_reuse_a_process_and_carry_nothing_over(
+    make_warm: Any, fake: FakeAnthropicServer
+) -> None:
+    warm = make_warm(warm_max=1)
     await warm.ask("first PROMPT-ONE", system="System secret SYS-SECRET-ONE")
-    assert await async_wait_until(lambda: warm.pool.size == 1, SETTLE)
-    hits = warm.pool.hits
-    await warm.ask("second PROMPT-TWO", system="System secret SYS-SECRET-TWO")
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
+    hits = warm.pool.stats.warm
+    await warm.ask("second PROMPT-TWO", system="System secret SYS-SECRET-TWO", model="haiku")
 
     req_1, req_2 = only_request(fake, "PROMPT-ONE"), only_request(fake, "PROMPT-TWO")
-    assert workspace_of(req_1) != workspace_of(req_2)
-    assert warm.pool.hits == hits
+    assert workspace_of(req_1) == workspace_of(req_2), "the idle process should have been bound late"
+    assert warm.pool.stats.warm == hits + 1
+    assert req_1["model"] != req_2["model"] and "haiku" in req_2["model"]
     assert "SYS-SECRET-ONE" not in everything(req_2)
     assert "PROMPT-ONE" not in everything(req_2)
     assert "SYS-SECRET-TWO" in req_2["system_text"]
+    assert user_turns(req_2) == ["second PROMPT-TWO"]
+
+
+async def test_a_process_given_a_system_prompt_never_serves_a_request_without_one(
+    make_warm: Any, fake: FakeAnthropicServer
+) -> None:
+    warm = make_warm(warm_max=1)
+    await warm.ask("with NOSYS-1", system="System secret SYS-SECRET-NOSYS")
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
+    await warm.ask("without NOSYS-2")
+    req_1, req_2 = only_request(fake, "NOSYS-1"), only_request(fake, "NOSYS-2")
+    assert workspace_of(req_1) != workspace_of(req_2)
+    assert "SYS-SECRET-NOSYS" not in everything(req_2)
 
 
 async def test_process_started_with_one_key_never_serves_another(
@@ -199,7 +213,7 @@ async def test_process_started_with_one_key_never_serves_another(
     key_a, key_b = "sk-ant-key-AAAA-0001", "sk-ant-key-BBBB-0002"
     monkeypatch.setenv("ANTHROPIC_API_KEY", key_a)
     await warm.ask("with key KEYTEST-A")
-    assert await async_wait_until(lambda: warm.pool.size == 1, SETTLE)
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
     (pid_a,) = warm.pids()
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", key_b)
@@ -222,7 +236,7 @@ async def test_api_key_then_oauth_token_uses_the_token(
 ) -> None:
     warm = make_warm()
     await warm.ask("api key TOKTEST-1")
-    assert await async_wait_until(lambda: warm.pool.size == 1, SETTLE)
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
     token = "sk-ant-oat01-test-token-0003"
     monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", token)  # preferred over ANTHROPIC_API_KEY
     await warm.ask("oauth TOKTEST-2")
@@ -244,7 +258,7 @@ async def test_reset_is_verified_across_many_reuses(make_warm: Any, fake: FakeAn
         await warm.ask(f"turn ROUND-{index}-marker " + directive(text=f"answer ANSWER-{index}"))
     requests = [only_request(fake, f"ROUND-{index}-marker") for index in range(rounds)]
     assert len({workspace_of(r) for r in requests}) == 1, "all six should be served by one process"
-    assert warm.pool.hits >= rounds - 1
+    assert warm.pool.stats.warm >= rounds - 1
     for index, request in enumerate(requests):
         turns = user_turns(request)
         assert len(turns) == 1, f"request {index} carried {len(turns)} user turns"
@@ -278,7 +292,7 @@ async def test_burst_stays_within_max_concurrency_and_warm_max(make_warm: Any, f
 
     async def sample_pool() -> None:
         while True:
-            pool_sizes.append(warm.pool.size)
+            pool_sizes.append(warm.pool.idle)
             slots_in_use.append(warm.engine.slots.in_use)
             await asyncio.sleep(0.01)
 
@@ -289,7 +303,7 @@ async def test_burst_stays_within_max_concurrency_and_warm_max(make_warm: Any, f
         answers = await asyncio.gather(*(warm.ask(f"burst BURST-{i}") for i in range(2 * concurrency)))
         # Let the pool settle (resets, returns, replacement starts) while still sampling.
         await asyncio.sleep(3)
-        settled = await async_wait_until(lambda: len(warm.pids()) <= warm_max and warm.pool.size <= warm_max, SETTLE)
+        settled = await async_wait_until(lambda: len(warm.pids()) <= warm_max and warm.pool.idle <= warm_max, SETTLE)
     finally:
         stop.set()
         sampler.join(10)
@@ -304,21 +318,21 @@ async def test_burst_stays_within_max_concurrency_and_warm_max(make_warm: Any, f
     assert max(samples) >= 2, "the burst never ran two processes at once: it tested nothing"
     assert max(slots_in_use) <= concurrency
     assert max(pool_sizes) <= warm_max
-    assert settled, f"{len(warm.pids())} processes / {warm.pool.size} warm after the burst"
+    assert settled, f"{len(warm.pids())} processes / {warm.pool.idle} warm after the burst"
     assert not zombies()
 
 
 async def test_idle_warm_process_stops_after_idle_timeout(make_warm: Any, fake: FakeAnthropicServer) -> None:
     warm = make_warm(warm_idle_timeout=2.0)
     await warm.ask("idle IDLE-1")
-    assert await async_wait_until(lambda: warm.pool.size == 1, SETTLE)
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
     (pid,) = warm.pids()
     (workspace,) = warm.workspaces()
     started = time.monotonic()
     assert await async_wait_until(lambda: not warm.pids(), SETTLE), "the idle process was never stopped"
     waited = time.monotonic() - started
     assert waited >= 1.0, f"stopped after {waited:.1f} s, before its idle timeout"
-    assert warm.pool.size == 0
+    assert warm.pool.idle == 0
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert await async_wait_until(lambda: not zombies(), 10)
     assert await async_wait_until(lambda: workspace not in warm.workspaces(), SETTLE), "workspace left behind"
@@ -328,7 +342,7 @@ async def test_max_uses_retires_a_process(make_warm: Any, fake: FakeAnthropicSer
     warm = make_warm(warm_max_uses=2)
     for index in range(5):
         await warm.ask(f"uses USES-{index}-x")
-        await async_wait_until(lambda: warm.pool.size == 1, SETTLE)
+        await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
     served = [workspace_of(only_request(fake, f"USES-{index}-x")) for index in range(5)]
     # Two requests per process, then a fresh one (started in the background after the second use).
     assert served[0] == served[1] != served[2] == served[3] != served[4]
@@ -339,15 +353,15 @@ async def test_max_age_retires_a_process(make_warm: Any, fake: FakeAnthropicServ
     max_age = 8.0
     warm = make_warm(warm_max_age=max_age)
     await warm.ask("age AGE-1")
-    assert await async_wait_until(lambda: warm.pool.size == 1, SETTLE)
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
     await warm.ask("age AGE-2")  # young: reused
-    assert await async_wait_until(lambda: warm.pool.size == 1, SETTLE)
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
     (pid,) = warm.pids()
     first, second = workspace_of(only_request(fake, "AGE-1")), workspace_of(only_request(fake, "AGE-2"))
     assert first == second, "a young warm process should have been reused"
     # Idle in the pool until past its age (the idle timeout, 300 s, is far away).
-    created = warm.pool._entries and next(iter(warm.pool._entries.values()))[0].process.created_at
-    assert created
+    (idle,) = warm.pool.idle_processes()
+    created = idle.created_at
     await asyncio.sleep(max(0.0, created + max_age + 0.5 - time.monotonic()))
     await warm.ask("age AGE-3")
     third = workspace_of(only_request(fake, "AGE-3"))
@@ -360,7 +374,7 @@ async def test_max_age_retires_a_process(make_warm: Any, fake: FakeAnthropicServ
 
 async def _one_idle_process(warm: Warm, marker: str) -> tuple[int, str]:
     await warm.ask(f"warm up {marker}")
-    assert await async_wait_until(lambda: warm.pool.size == 1, SETTLE)
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
     (pid,) = warm.pids()
     (workspace,) = warm.workspaces()
     return pid, workspace
@@ -371,14 +385,14 @@ async def test_killed_warm_process_is_replaced(make_warm: Any, fake: FakeAnthrop
     pid, workspace = await _one_idle_process(warm, "KILL-0")
     os.kill(pid, signal.SIGKILL)
     assert await async_wait_until(lambda: pid not in warm.pids(), 10)
-    discarded = warm.pool.discarded
+    discarded = warm.pool.stats.discarded
 
     answer = await warm.ask("after kill KILL-1")
     assert answer.startswith("fake reply from")
     request = only_request(fake, "KILL-1")
     assert request["status"] == 200
     assert workspace_of(request) != workspace
-    assert warm.pool.discarded > discarded
+    assert warm.pool.stats.discarded > discarded
     assert await async_wait_until(lambda: not zombies(), 10), "the killed process was never reaped"
     assert await async_wait_until(lambda: workspace not in warm.workspaces(), SETTLE), "workspace left behind"
 
@@ -404,8 +418,9 @@ async def test_hung_warm_process_is_replaced(make_warm: Any, fake: FakeAnthropic
 async def test_warm_process_hung_while_starting_is_replaced(make_warm: Any, fake: FakeAnthropicServer) -> None:
     warm = make_warm(warm_max_uses=1)  # each request ends by starting a replacement in the background
     await warm.ask("first START-0")
-    assert warm.pool.size == 1
-    ((entry,),) = warm.pool._entries.values()
+    # The used process is stopped; its replacement starts once it is reaped.
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE, interval=0.002)
+    (entry,) = warm.pool.entries()
     # Freeze the replacement as soon as its launcher records its pid: before its handshake.
     assert await async_wait_until(lambda: entry.process.pid is not None, SETTLE, interval=0.002)
     pid = entry.process.pid
@@ -437,7 +452,7 @@ async def test_rotated_key_file_retires_old_key_processes(
     warm = make_warm(warm_max=2, max_concurrency=3)
     # Two old-key processes: one idle after the request, one started in the background.
     await asyncio.gather(warm.ask("old ROT-0a"), warm.ask("old ROT-0b"))
-    assert await async_wait_until(lambda: warm.pool.size == 2, SETTLE)
+    assert await async_wait_until(lambda: warm.pool.idle == 2, SETTLE)
     old_pids = warm.pids()
     assert len(old_pids) == 2
 
@@ -461,7 +476,7 @@ async def test_rotated_key_file_retires_old_key_processes(
 async def test_close_leaves_no_process_behind(make_warm: Any, fake: FakeAnthropicServer) -> None:
     warm = make_warm(max_concurrency=3, warm_max=2)
     await asyncio.gather(warm.ask("close CLOSE-1"), warm.ask("close CLOSE-2"))
-    assert await async_wait_until(lambda: warm.pool.size == 2, SETTLE)
+    assert await async_wait_until(lambda: warm.pool.idle == 2, SETTLE)
     pids = warm.pids()
     assert len(pids) == 2
     await warm.engine.close()
@@ -476,7 +491,7 @@ async def test_close_while_a_warm_process_is_still_starting(make_warm: Any, fake
     warm = make_warm(max_concurrency=2, warm_max=2, warm_max_uses=1)
     # With one use per process, the end of the request starts a replacement in the background.
     await warm.ask("close STARTING-1")
-    assert warm.pool.size == 1
+    assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE, interval=0.002)
     await warm.engine.close()
     assert not warm.pids()
     assert await async_wait_until(lambda: not warm.pids() and not zombies(), 10)
@@ -488,8 +503,9 @@ async def test_warm_disabled_starts_one_process_per_request(make_warm: Any, fake
     warm = make_warm(warm_enabled=False, warm_max=2)
     for index in range(3):
         await warm.ask(f"cold COLD-{index}-x", stream=index == 1)
-        assert not warm.pids(), "a process outlived its request with warm processes off"
-        assert not warm.workspaces()
+        gone = await async_wait_until(lambda: not warm.pids() and not warm.workspaces(), 10)
+        assert gone, "a process outlived its request with warm processes off"
     served = {workspace_of(only_request(fake, f"COLD-{index}-x")) for index in range(3)}
     assert len(served) == 3
-    assert (warm.pool.started, warm.pool.hits, warm.pool.reused) == (0, 0, 0)
+    stats = warm.pool.stats
+    assert (stats.started, stats.warm, stats.cold_reasons["disabled"]) == (3, 0, 3)

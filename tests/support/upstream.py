@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -33,3 +34,40 @@ def retry_after(exc: BaseException) -> str | None:
                 if name.lower() == "retry-after":
                     return str(value)
     return None
+
+
+def served_by(request: dict[str, Any]) -> str:
+    """The CLI session, hence the process, that sent one logged upstream request.
+
+    The CLI names its session in ``metadata.user_id``; each process runs one session for life
+    (a cut of its conversation keeps it), and no two processes share one.
+    """
+    user_id = json.loads(request["body"]["metadata"]["user_id"])
+    session = user_id.get("session_id")
+    assert session, "the CLI no longer names its session upstream; find another process marker"
+    return str(session)
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [{k: v for k, v in block.items() if k != "cache_control"} for block in content]
+
+
+def dialogue(request: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The user and assistant messages of one logged upstream request, as (role, blocks).
+
+    A string content is one text block, and ``cache_control`` marks are dropped: both are how
+    the CLI writes a message, not what it says. The CLI's own ``system``-role messages (its
+    environment note: working directory, model, date) are left out; tests look at them apart.
+    """
+    return [
+        (message["role"], _blocks(message["content"]))
+        for message in request["messages"]
+        if message.get("role") in ("user", "assistant")
+    ]
+
+
+def texts(request: dict[str, Any]) -> list[tuple[str, str]]:
+    """The user and assistant messages of one upstream request as (role, all its text)."""
+    return [(role, "".join(str(block.get("text", "")) for block in blocks)) for role, blocks in dialogue(request)]

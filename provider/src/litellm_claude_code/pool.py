@@ -134,6 +134,7 @@ class ProcessPool(Generic[P]):
         self._closing: set[asyncio.Task[None]] = set()
         self._models: collections.Counter[str] = collections.Counter()
         self._last_launch: Launch | None = None
+        self._closed = False
         self.stats = PoolStats()
 
     # -- views ------------------------------------------------------------------------------
@@ -149,6 +150,10 @@ class ProcessPool(Generic[P]):
 
     def idle_processes(self) -> list[P]:
         return [entry.process for entry in self._idle]
+
+    def entries(self) -> list[Entry[P]]:
+        """The idle and starting processes with their start tasks (a copy, for inspection)."""
+        return list(self._idle)
 
     # -- a request ----------------------------------------------------------------------------
 
@@ -253,7 +258,7 @@ class ProcessPool(Generic[P]):
 
     def checkin(self, process: P, keep: bool) -> None:
         """A request is done with ``process``: keep it idle (``keep``) or stop it; then refill spares."""
-        if keep and self.enabled and self._usable_after_use(process):
+        if keep and self.enabled and not self._closed and self._usable_after_use(process):
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             self._idle.append(Entry(process, done))
@@ -262,7 +267,7 @@ class ProcessPool(Generic[P]):
             self._ensure_reaper()
             self.slots.notify()
         else:
-            self._discard(Entry(process, _done_future()))
+            self._discard(Entry(process, _done_future()), refill=True)
         self._replenish()
 
     def _usable_after_use(self, process: Process) -> bool:
@@ -276,12 +281,16 @@ class ProcessPool(Generic[P]):
     # -- spares and eviction ----------------------------------------------------------------
 
     def _replenish(self) -> None:
-        """Start spares while the warm set has room, a slot is free and no request waits for one."""
+        """Start spares while fewer than ``warm_max`` processes live and no request waits for a slot.
+
+        Counting busy processes too (they come back idle after their request) keeps a spare from
+        being started only to be stopped when the process it stood in for returns.
+        """
         launch = self._last_launch
-        if launch is None or not self.enabled:
+        if launch is None or not self.enabled or self._closed:
             return
         model = self._models.most_common(1)[0][0] if self._models else self.settings.default_model
-        while len(self._idle) < self.settings.warm_max and not self.slots.waiting:
+        while self.slots.in_use < self.settings.warm_max and not self.slots.waiting:
             if not self._prestart(launch, Binding(model)):
                 return
 
@@ -344,9 +353,10 @@ class ProcessPool(Generic[P]):
         """Past ``warm_max_age`` since start: it serves no new request."""
         return time.monotonic() - process.created_at > self.settings.warm_max_age
 
-    def _discard(self, entry: Entry[P], *, release: bool = True) -> None:
+    def _discard(self, entry: Entry[P], *, release: bool = True, refill: bool = False) -> None:
         """Stop a process. Its slot is freed only once it is reaped, so a replacement never runs
-        next to it: ``max_concurrency`` bounds live processes, not just bookkeeping."""
+        next to it: ``max_concurrency`` bounds live processes, not just bookkeeping. ``refill``:
+        then start a spare in its place (a process retired after a request, not for idling)."""
         self.stats.discarded += 1
         if not entry.task.done():
             entry.task.cancel()
@@ -357,6 +367,8 @@ class ProcessPool(Generic[P]):
         closing.add_done_callback(_consume_exception)
         if release:
             closing.add_done_callback(lambda _task: self.slots.release())
+        if release and refill:
+            closing.add_done_callback(lambda _task: self._replenish())
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
@@ -376,6 +388,7 @@ class ProcessPool(Generic[P]):
 
     async def close(self) -> None:
         """Stop every idle process and wait for every discarded one to be reaped (shutdown)."""
+        self._closed = True
         entries, self._idle = self._idle, []
         for entry in entries:
             if not entry.task.done():

@@ -83,6 +83,40 @@ class Plan:
         return "new"
 
 
+def plan_for(
+    held: Sequence[HeldTurn],
+    current: Binding,
+    owner: str | None,
+    conversation: Conversation,
+    binding: Binding,
+    tenant: str,
+) -> Plan | None:
+    """How a process holding ``held``, bound to ``current``, owned by ``owner``, could serve a request.
+
+    None when it cannot: another tenant's process; a system prompt to take away; earlier user
+    turns it does not hold (only a new process can be given those); a cut that is not before a
+    user turn; or a model change in a conversation it keeps.
+    """
+    if owner is not None and owner != tenant:
+        return None
+    if binding.system_prompt is None and current.system_prompt is not None:
+        return None  # a system prompt once given cannot be taken back
+    history = conversation.history
+    chains = chain_of(history)
+    keep = 0
+    while keep < min(len(chains), len(held)) and held[keep].chain == chains[keep]:
+        keep += 1
+    tail = history[keep:]
+    if any(turn.role == "user" for turn in tail):
+        return None
+    rewind = keep < len(held)
+    if rewind and held[keep].role != "user":
+        return None  # the CLI cuts a conversation only before one of its user turns
+    if keep and binding.model != current.model:
+        return None
+    return Plan(keep, tuple(tail), rewind)
+
+
 class CliProcess:
     """A started (or starting) CLI process and the conversation it holds."""
 
@@ -206,24 +240,7 @@ class CliProcess:
 
     def plan(self, conversation: Conversation, binding: Binding, tenant: str) -> Plan | None:
         """How this process could serve ``conversation`` exactly, or None if it cannot."""
-        if self.tenant is not None and self.tenant != tenant:
-            return None
-        if binding.system_prompt is None and self.binding.system_prompt is not None:
-            return None  # a system prompt once given cannot be taken back
-        history = conversation.history
-        chains = chain_of(history)
-        keep = 0
-        while keep < min(len(chains), len(self.held)) and self.held[keep].chain == chains[keep]:
-            keep += 1
-        tail = history[keep:]
-        if any(turn.role == "user" for turn in tail):
-            return None  # earlier user turns cannot be given to a running process
-        rewind = keep < len(self.held)
-        if rewind and self.held[keep].role != "user":
-            return None  # the CLI cuts a conversation only before one of its user turns
-        if keep and binding.model != self.binding.model:
-            return None
-        return Plan(keep, tuple(tail), rewind)
+        return plan_for(self.held, self.binding, self.tenant, conversation, binding, tenant)
 
     async def prepare(self, plan: Plan, binding: Binding) -> None:
         """Cut the conversation back, set model, system prompt and output limit, append assistant turns."""

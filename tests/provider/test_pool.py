@@ -1,0 +1,341 @@
+"""The process pool's rules, with fake processes: choice, affinity, eviction, spares, limits.
+
+No CLI runs here: :class:`FakeProcess` implements the pool's ``Process`` protocol with the same
+planning function the real process uses (:func:`litellm_claude_code.process.plan_for`), so these
+tests run in milliseconds and pin the rules; ``test_warm.py`` and ``test_conversations.py`` show
+the same rules hold with the real CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from litellm_claude_code.cli import Binding, Launch
+from litellm_claude_code.credentials import Credential
+from litellm_claude_code.errors import QueueFullError
+from litellm_claude_code.messages import Conversation, Turn, assistant_text_turn, chain_of, convert_messages
+from litellm_claude_code.pool import ProcessPool
+from litellm_claude_code.process import HeldTurn, Plan, plan_for
+from litellm_claude_code.settings import Settings
+from litellm_claude_code.slots import Slots
+
+LAUNCH = Launch(Credential("ANTHROPIC_API_KEY", "sk-ant-key-one", "environment"))
+ROTATED = Launch(Credential("ANTHROPIC_API_KEY", "sk-ant-key-two", "environment"))
+
+
+class FakeProcess:
+    """A process that starts at once (or when told to) and answers with a fixed text."""
+
+    made: ClassVar[list[FakeProcess]] = []
+
+    def __init__(self, launch: Launch, binding: Binding, history: Sequence[Turn], *, hold_start: bool = False) -> None:
+        self.launch = launch
+        self.binding = Binding(binding.model, None, binding.max_output_tokens)
+        self.held: list[HeldTurn] = [
+            HeldTurn(t.role, c, f"uuid-{i}") for i, (t, c) in enumerate(zip(history, chain_of(history), strict=True))
+        ]
+        self.tenant: str | None = None
+        self.created_at = time.monotonic()
+        self.last_used = self.created_at
+        self.uses = 0
+        self.completed = False
+        self.dead = False
+        self.closed = False
+        self.history = tuple(history)
+        self._started = asyncio.Event()
+        if not hold_start:
+            self._started.set()
+        FakeProcess.made.append(self)
+
+    def plan(self, conversation: Conversation, binding: Binding, tenant: str) -> Plan | None:
+        return plan_for(self.held, self.binding, self.tenant, conversation, binding, tenant)
+
+    async def start(self) -> None:
+        await self._started.wait()
+
+    def alive(self) -> bool:
+        return not self.dead and not self.closed
+
+    def kill(self) -> None:
+        self.dead = True
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def serve(self, conversation: Conversation, plan: Plan, binding: Binding, answer: str = "answer") -> None:
+        """What the engine does with a lease: fit the process, run the turn, record it."""
+        del self.held[plan.keep :]
+        self.held.extend(HeldTurn(t.role, None, "live") for t in plan.append)
+        self.binding = binding
+        self.uses += 1
+        self.last_used = time.monotonic()
+        chains = chain_of((*conversation.turns, assistant_text_turn(answer)))
+        self.held.append(HeldTurn("user", chains[-2], f"user-{self.uses}"))
+        self.held.append(HeldTurn("assistant", chains[-1], f"answer-{self.uses}"))
+        self.completed = True
+
+
+def conversation(*texts: str, system: str | None = None) -> Conversation:
+    """A conversation of alternating user and assistant texts, starting with the user."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for index, text in enumerate(texts):
+        messages.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
+    return convert_messages(messages)
+
+
+@pytest.fixture
+def make_pool(tmp_path: Path) -> Any:
+    FakeProcess.made = []
+
+    def factory(**overrides: Any) -> ProcessPool[FakeProcess]:
+        values: dict[str, Any] = {"state_dir": tmp_path, "max_concurrency": 3, "warm_max": 2, "queue_timeout": 0.5}
+        values.update(overrides)
+        settings = Settings(**values)
+        return ProcessPool(settings, Slots(settings.max_concurrency), FakeProcess)
+
+    return factory
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def ask(
+    pool: ProcessPool[FakeProcess],
+    conv: Conversation,
+    *,
+    tenant: str = "",
+    model: str = "sonnet",
+    launch: Launch = LAUNCH,
+    answer: str = "answer",
+) -> tuple[FakeProcess, Any]:
+    binding = Binding(model, conv.system)
+    lease = await pool.checkout(conv, binding, launch, tenant)
+    lease.process.serve(conv, lease.plan, binding, answer)
+    pool.checkin(lease.process, keep=True)
+    await settle()
+    return lease.process, lease
+
+
+# --------------------------------------------------------------------------- affinity
+
+
+async def test_a_follow_up_turn_goes_to_the_process_that_holds_the_conversation(make_pool: Any) -> None:
+    pool = make_pool()
+    first, lease = await ask(pool, conversation("q1"))
+    assert not lease.warm and lease.cold_reason == "no_idle"
+    other, _ = await ask(pool, conversation("another conversation"))
+    assert other is not first  # a spare, not the process holding the first conversation
+    again, lease = await ask(pool, conversation("q1", "answer", "q2"))
+    assert again is first and lease.warm
+    assert lease.plan == Plan(keep=2, append=(), rewind=False) and lease.plan.kind == "continued"
+    assert pool.stats.continued == 1
+
+
+async def test_an_edited_earlier_turn_is_never_served_by_the_process_holding_the_old_one(make_pool: Any) -> None:
+    pool = make_pool()
+    first, _ = await ask(pool, conversation("q1", "answer", "q2"))
+    process, lease = await ask(pool, conversation("q1 EDITED", "answer", "q2", "answer", "q3"))
+    assert process is not first and not lease.warm and lease.cold_reason == "history"
+    assert process.history == conversation("q1 EDITED", "answer", "q2", "answer", "q3").history
+
+
+async def test_an_answer_the_client_changed_is_not_continued(make_pool: Any) -> None:
+    pool = make_pool()
+    first, _ = await ask(pool, conversation("q1"), answer="the real answer")
+    process, lease = await ask(pool, conversation("q1", "a different answer", "q2"))
+    assert process is not first and lease.cold_reason == "history"
+
+
+async def test_a_regenerated_answer_cuts_back_to_the_shared_turns(make_pool: Any) -> None:
+    pool = make_pool()
+    first, _ = await ask(pool, conversation("q1", "answer", "q2"))
+    again, lease = await ask(pool, conversation("q1", "answer", "q2 rephrased"))
+    assert again is first and lease.plan == Plan(keep=2, append=(), rewind=True) and lease.plan.kind == "branched"
+
+
+async def test_a_greeting_before_the_first_question_is_appended_live(make_pool: Any) -> None:
+    pool = make_pool()
+    await ask(pool, conversation("warm-up"))
+    conv = convert_messages([{"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "hi"}])
+    _process, lease = await ask(pool, conv)
+    assert lease.warm and lease.plan.keep == 0 and [t.role for t in lease.plan.append] == ["assistant"]
+
+
+async def test_affinity_never_crosses_tenants(make_pool: Any) -> None:
+    pool = make_pool(warm_max=3, max_concurrency=3)
+    alice, _ = await ask(pool, conversation("same few-shot question"), tenant="alice")
+    bob, lease = await ask(pool, conversation("same few-shot question", "answer", "next"), tenant="bob")
+    assert bob is not alice and bob.tenant == "bob" and lease.cold_reason == "history"
+    new, _ = await ask(pool, conversation("a new one"), tenant="bob")
+    assert new is not alice  # alice's idle process serves alice only, even for a new conversation
+
+
+async def test_a_process_with_a_system_prompt_is_not_given_a_request_without_one(make_pool: Any) -> None:
+    pool = make_pool(warm_max=1, max_concurrency=2)
+    with_system, _ = await ask(pool, conversation("q", system="be brief"))
+    plain, lease = await ask(pool, conversation("q"))
+    assert plain is not with_system and lease.cold_reason == "mismatch"
+
+
+async def test_another_model_and_system_prompt_reuse_an_idle_process(make_pool: Any) -> None:
+    pool = make_pool(warm_max=1, max_concurrency=2)
+    first, _ = await ask(pool, conversation("q", system="app one"))
+    again, lease = await ask(pool, conversation("q2", system="app two"), model="haiku")
+    assert again is first and lease.warm and lease.plan == Plan(0, (), True)
+
+
+async def test_the_model_of_a_kept_conversation_does_not_change(make_pool: Any) -> None:
+    pool = make_pool(warm_max=1, max_concurrency=2)
+    first, _ = await ask(pool, conversation("q1"))
+    other, lease = await ask(pool, conversation("q1", "answer", "q2"), model="opus")
+    assert other is not first and lease.cold_reason == "history"
+
+
+# --------------------------------------------------------------------------- warm set
+
+
+async def test_sequential_traffic_keeps_warm_max_processes_ready(make_pool: Any) -> None:
+    pool = make_pool(warm_max=3, max_concurrency=4)
+    for index in range(4):
+        await ask(pool, conversation(f"request {index}"))
+    assert pool.idle == 3
+    assert pool.slots.in_use == 3
+    assert pool.stats.warm == 3 and pool.stats.requests == 4
+
+
+async def test_the_process_that_just_served_is_kept_over_the_least_recently_used(make_pool: Any) -> None:
+    pool = make_pool(warm_max=2, max_concurrency=4)
+    procs = await asyncio.gather(
+        *(pool.checkout(conversation(f"c{i}"), Binding("sonnet"), LAUNCH, "") for i in range(3))
+    )
+    for index, lease in enumerate(procs):
+        lease.process.serve(conversation(f"c{index}"), lease.plan, Binding("sonnet"))
+        await asyncio.sleep(0.01)
+    for lease in procs:
+        pool.checkin(lease.process, keep=True)
+        await settle()
+    kept = pool.idle_processes()
+    assert procs[2].process in kept and procs[1].process in kept
+    assert procs[0].process.closed  # least recently used: stopped
+
+
+async def test_a_new_spec_is_served_warm_from_its_second_request(make_pool: Any) -> None:
+    pool = make_pool(warm_max=2, max_concurrency=3)
+    for index in range(3):
+        await ask(pool, conversation(f"old app {index}", system="old app"))
+    for index in range(3):
+        _, lease = await ask(pool, conversation(f"new app {index}", system=f"new app, date {index}"), model="opus")
+        assert lease.warm, f"request {index} of the new spec was cold ({lease.cold_reason})"
+
+
+async def test_a_burst_waits_for_a_spare_that_is_starting(make_pool: Any) -> None:
+    pool = make_pool(warm_max=2, max_concurrency=2)
+    await ask(pool, conversation("prime"))
+    assert pool.idle == 2
+    spare = next(p for p in pool.idle_processes() if not p.held)
+    other = next(p for p in pool.idle_processes() if p.held)
+    a = await pool.checkout(conversation("x"), Binding("sonnet"), LAUNCH, "")
+    b = await pool.checkout(conversation("y"), Binding("sonnet"), LAUNCH, "")
+    assert {a.process, b.process} == {spare, other} and a.warm and b.warm
+
+
+async def test_a_full_pool_refuses_after_the_queue_timeout(make_pool: Any) -> None:
+    pool = make_pool(warm_max=1, max_concurrency=1, queue_timeout=0.2)
+    lease = await pool.checkout(conversation("busy"), Binding("sonnet"), LAUNCH, "")
+    started = time.monotonic()
+    with pytest.raises(QueueFullError):
+        await pool.checkout(conversation("waits"), Binding("sonnet"), LAUNCH, "")
+    assert 0.15 < time.monotonic() - started < 2
+    pool.checkin(lease.process, keep=False)
+
+
+async def test_a_waiting_request_gets_the_process_returned(make_pool: Any) -> None:
+    pool = make_pool(warm_max=1, max_concurrency=1, queue_timeout=5)
+    lease = await pool.checkout(conversation("q1"), Binding("sonnet"), LAUNCH, "")
+    waiter = asyncio.create_task(pool.checkout(conversation("q1", "answer", "q2"), Binding("sonnet"), LAUNCH, ""))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    lease.process.serve(conversation("q1"), lease.plan, Binding("sonnet"))
+    pool.checkin(lease.process, keep=True)
+    second = await asyncio.wait_for(waiter, 2)
+    assert second.process is lease.process and second.plan.kind == "continued"
+
+
+async def test_a_request_needing_a_new_process_evicts_the_least_recently_used(make_pool: Any) -> None:
+    pool = make_pool(warm_max=2, max_concurrency=2)
+    first, _ = await ask(pool, conversation("q1"))
+    await asyncio.sleep(0.01)
+    second, _ = await ask(pool, conversation("q2"))
+    assert pool.slots.in_use == 2
+    _rebuilt, lease = await ask(pool, conversation("elsewhere", "answer", "q"))
+    assert lease.cold_reason == "history"
+    assert first.closed and not second.closed
+    assert pool.slots.in_use <= 2
+
+
+async def test_never_more_processes_than_the_cap(make_pool: Any) -> None:
+    pool = make_pool(warm_max=3, max_concurrency=3, queue_timeout=5)
+    peak = 0
+
+    async def one(index: int) -> None:
+        nonlocal peak
+        conv = conversation(f"history {index}", "answer", "q") if index % 2 else conversation(f"q{index}")
+        lease = await pool.checkout(conv, Binding("sonnet"), LAUNCH, "")
+        live = [p for p in FakeProcess.made if not p.closed]
+        peak = max(peak, len(live))
+        await asyncio.sleep(0.01)
+        lease.process.serve(conv, lease.plan, Binding("sonnet"))
+        pool.checkin(lease.process, keep=True)
+
+    await asyncio.gather(*(one(i) for i in range(20)))
+    await settle()
+    assert peak <= 3
+    assert len([p for p in FakeProcess.made if not p.closed]) <= 3
+
+
+# --------------------------------------------------------------------------- retirement
+
+
+async def test_a_rotated_credential_retires_idle_processes(make_pool: Any) -> None:
+    pool = make_pool()
+    old, _ = await ask(pool, conversation("q1"))
+    new, lease = await ask(pool, conversation("q1", "answer", "q2"), launch=ROTATED)
+    assert new is not old and not lease.warm
+    assert all(p.closed for p in FakeProcess.made if p.launch == LAUNCH)
+
+
+async def test_worn_out_and_old_processes_are_not_reused(make_pool: Any) -> None:
+    pool = make_pool(warm_max_uses=1)
+    first, _ = await ask(pool, conversation("q1"))
+    assert first.closed  # one use, then retired
+    pool = make_pool(warm_max_age=0.05)
+    first, _ = await ask(pool, conversation("q1"))
+    await asyncio.sleep(0.1)
+    again, lease = await ask(pool, conversation("q1", "answer", "q2"))
+    assert again is not first and not lease.warm
+
+
+async def test_a_dead_idle_process_is_replaced(make_pool: Any) -> None:
+    pool = make_pool(warm_max=1, max_concurrency=2)
+    first, _ = await ask(pool, conversation("q1"))
+    first.dead = True
+    again, lease = await ask(pool, conversation("q1", "answer", "q2"))
+    assert again is not first and lease.cold_reason == "history"
+
+
+async def test_close_stops_everything_and_starts_nothing_after(make_pool: Any) -> None:
+    pool = make_pool()
+    process, _ = await ask(pool, conversation("q1"))
+    await pool.close()
+    assert all(p.closed for p in FakeProcess.made)
+    assert pool.slots.in_use == 0
+    pool.checkin(process, keep=True)
+    await settle()
+    assert pool.idle == 0
