@@ -17,6 +17,14 @@ first token is measured directly and shown in the first row, so the table reads 
 
     python bench/bench.py                       # both designs, concurrency 1, 4, 8
     python bench/bench.py --designs warm --concurrency 1 8 --requests 16
+    python bench/bench.py --conversation        # 10-turn chats: real turns vs flattened
+
+The conversation benchmark runs a chat of ``--turns`` turns (and ``--conversations`` chats with
+their own system prompts, interleaved) through one proxy with the provider's defaults, twice: as
+the client sends it (real turns) and flattened into one user message that quotes the earlier
+turns (the design before real turns). Per turn it prints the time to first token, the upstream
+request bytes and how far they exceed the client's own content, and the fake upstream's prompt
+cache figures: tokens read from the cache, written to it, and billed as plain input.
 """
 
 from __future__ import annotations
@@ -147,8 +155,10 @@ class TreeSampler:
 
 
 def start_proxy(
-    design: str, fake: FakeAnthropicServer, workdir: Path, concurrency: int
+    design: str, fake: FakeAnthropicServer, workdir: Path, settings: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """A LiteLLM proxy with this provider; ``settings``: the LITELLM_CLAUDE_CODE_* values set (the
+    rest are the provider's defaults)."""
     port = free_port()
     config = workdir / "config.yaml"
     config.write_text(CONFIG)
@@ -159,11 +169,9 @@ def start_proxy(
         "ANTHROPIC_BASE_URL": fake.base_url,
         "ANTHROPIC_API_KEY": "sk-ant-bench-upstream-key",
         "LITELLM_CLAUDE_CODE_STATE_DIR": str(workdir / f"state-{design}"),
-        "LITELLM_CLAUDE_CODE_MAX_CONCURRENCY": str(concurrency),
         "LITELLM_CLAUDE_CODE_QUEUE_TIMEOUT": "300",
-        "LITELLM_CLAUDE_CODE_WARM_ENABLED": "true" if design == "warm" else "false",
-        "LITELLM_CLAUDE_CODE_WARM_MAX": str(concurrency),
         "LITELLM_CLAUDE_CODE_LOG_LEVEL": "WARNING",
+        **{f"LITELLM_CLAUDE_CODE_{name.upper()}": value for name, value in settings.items()},
     }
     litellm = Path(sys.executable).with_name("litellm")
     proc = subprocess.Popen(
@@ -264,7 +272,9 @@ def upstream_ttft(fake: FakeAnthropicServer) -> tuple[float, float]:
 
 def run_design(design: str, args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path) -> list[Row]:
     rows = []
-    proc, port = start_proxy(design, fake, workdir, max(args.concurrency))
+    top = str(max(args.concurrency))
+    settings = {"max_concurrency": top, "warm_max": top, "warm_enabled": "true" if design == "warm" else "false"}
+    proc, port = start_proxy(design, fake, workdir, settings)
     try:
         sampler = TreeSampler(proc.pid)
         asyncio.run(drive(port, 1, 2))  # first contact: import paths, first process
@@ -334,6 +344,175 @@ def table(rows: list[Row], upstream: tuple[float, float], args: argparse.Namespa
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- conversations
+
+WORDS = [
+    "gateway",
+    "process",
+    "prompt",
+    "cache",
+    "turn",
+    "history",
+    "token",
+    "answer",
+    "client",
+    "model",
+    "system",
+    "request",
+    "stream",
+    "latency",
+    "conversation",
+    "agent",
+    "tool",
+    "result",
+    "message",
+    "prefix",
+    "block",
+    "upstream",
+]
+
+
+@dataclass
+class Turn:
+    """One request of a conversation benchmark, as the client and the upstream saw it."""
+
+    design: str
+    conversation: int
+    turn: int
+    ttft: float
+    upstream_bytes: int
+    overhead_bytes: int
+    prompt_tokens: int
+    cache_read: int
+    cache_creation: int
+    uncached_input: int
+
+
+def turn_text(conversation: int, turn: int, tokens: int) -> str:
+    """About ``tokens`` tokens (the fake counts four characters a token) of text unique to the turn."""
+    words, size, index = [f"[c{conversation} t{turn}]"], 0, conversation * 7919 + turn * 104729
+    while size < tokens * 4:
+        word = WORDS[index % len(WORDS)]
+        words.append(word)
+        size += len(word) + 1
+        index = index * 31 + 17
+    return " ".join(words)
+
+
+def flatten(history: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The design before real turns: every earlier turn quoted in one user message."""
+    system = [m for m in history if m["role"] == "system"]
+    turns = [m for m in history if m["role"] != "system"]
+    quoted = "\n".join(f'<turn role="{m["role"]}">{m["content"]}</turn>' for m in turns[:-1])
+    latest = turns[-1]["content"]
+    return [*system, {"role": "user", "content": f"{quoted}\n{latest}" if quoted else latest}]
+
+
+async def converse(
+    port: int, fake: FakeAnthropicServer, design: str, conversations: int, turns: int, tokens: int
+) -> list[Turn]:
+    """Run ``conversations`` chats of ``turns`` turns, interleaved turn by turn as a shared gateway
+    sees them, each with its own system prompt; one request at a time, streamed."""
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=MASTER_KEY, max_retries=0, timeout=300)
+    histories = [
+        [{"role": "system", "content": f"You are assistant {c} of the {design} benchmark. Answer briefly."}]
+        for c in range(conversations)
+    ]
+    results = []
+    for turn in range(1, turns + 1):
+        for conversation, history in enumerate(histories):
+            history.append({"role": "user", "content": turn_text(conversation, turn, tokens)})
+            sent = flatten(history) if design == "flattened" else history
+            seen = len(fake.messages_requests())
+            started = time.perf_counter()
+            first, answer = None, []
+            stream = await client.chat.completions.create(model="sonnet", messages=sent, stream=True)  # type: ignore[arg-type]
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    first = first if first is not None else time.perf_counter() - started
+                    answer.append(chunk.choices[0].delta.content)
+            history.append({"role": "assistant", "content": "".join(answer)})
+            (record,) = [
+                r for r in fake.messages_requests()[seen:] if f"[c{conversation} t{turn}]" in json.dumps(r["messages"])
+            ]
+            cache = record["cache"]
+            own = sum(len(m["content"].encode()) for m in sent)
+            results.append(
+                Turn(
+                    design=design,
+                    conversation=conversation,
+                    turn=turn,
+                    ttft=first if first is not None else time.perf_counter() - started,
+                    upstream_bytes=record["body_bytes"],
+                    overhead_bytes=record["body_bytes"] - own,
+                    prompt_tokens=cache["read"] + cache["creation"] + cache["input"],
+                    cache_read=cache["read"],
+                    cache_creation=cache["creation"],
+                    uncached_input=cache["input"],
+                )
+            )
+    await client.close()
+    return results
+
+
+def run_conversations(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path) -> dict[str, list[Turn]]:
+    """Both designs on one proxy with the provider's defaults (or ``--warm-max``), cache cleared between."""
+    settings = {} if args.warm_max is None else {"warm_max": str(args.warm_max)}
+    proc, port = start_proxy("conversation", fake, workdir, settings)
+    runs: dict[str, list[Turn]] = {}
+    try:
+        asyncio.run(drive(port, 1, 2))  # first contact: import paths, the first process
+        for conversations in sorted({1, args.conversations}):
+            for design in ("turns", "flattened"):
+                fake.clear()
+                fake.clear_cache()
+                label = f"{design}, {conversations} chat{'s' if conversations > 1 else ''}"
+                runs[label] = asyncio.run(converse(port, fake, design, conversations, args.turns, args.turn_tokens))
+                print(f"  conversation {label}: done", file=sys.stderr)
+    finally:
+        stop_proxy(proc)
+    return runs
+
+
+def conversation_table(runs: dict[str, list[Turn]], args: argparse.Namespace) -> str:
+    settings = "provider defaults" if args.warm_max is None else f"WARM_MAX={args.warm_max}"
+    lines = [
+        f"Conversation: {args.turns} turns of about {args.turn_tokens} tokens, streamed, one request at a time "
+        f"({settings}). Upstream: the fake with its prompt-cache simulation.",
+        "",
+        "| turn | design | TTFT s | upstream bytes | above client content | prompt tokens | cache read "
+        "| cache write | uncached | read / previous prompt |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    single = {label: turns for label, turns in runs.items() if label.endswith("1 chat")}
+    for index in range(args.turns):
+        for turns in single.values():
+            row = turns[index]
+            previous = turns[index - 1].prompt_tokens if index else 0
+            share = f"{row.cache_read / previous:.0%}" if previous else "-"
+            lines.append(
+                f"| {row.turn} | {row.design} | {row.ttft:.3f} | {row.upstream_bytes} | {row.overhead_bytes} "
+                f"| {row.prompt_tokens} | {row.cache_read} | {row.cache_creation} | {row.uncached_input} | {share} |"
+            )
+    lines += [
+        "",
+        "| run | requests | cache read / all prompt tokens | TTFT p50 s | TTFT p95 s | last turn - turn 2 TTFT s "
+        "| most above client content, bytes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, turns in runs.items():
+        prompt = sum(t.prompt_tokens for t in turns) or 1
+        ttfts = [t.ttft for t in turns]
+        by_turn = {t.turn: statistics.median(x.ttft for x in turns if x.turn == t.turn) for t in turns}
+        drift = by_turn[args.turns] - by_turn[min(2, args.turns)]
+        read = sum(t.cache_read for t in turns) / prompt
+        lines.append(
+            f"| {label} | {len(turns)} | {read:.0%} | {percentile(ttfts, 0.5):.3f} "
+            f"| {percentile(ttfts, 0.95):.3f} | {drift:+.3f} | {max(t.overhead_bytes for t in turns)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--designs", nargs="+", default=["warm", "cold"], choices=["warm", "cold"])
@@ -342,6 +521,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=40)
     parser.add_argument("--token-delay", type=float, default=0.02)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--conversation", action="store_true", help="run the conversation benchmark instead (real turns vs flattened)"
+    )
+    parser.add_argument("--turns", type=int, default=10, help="conversation: turns per chat")
+    parser.add_argument("--turn-tokens", type=int, default=2000, help="conversation: tokens of each user turn")
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        default=4,
+        help="conversation: also run this many chats interleaved (mixed traffic)",
+    )
+    parser.add_argument(
+        "--warm-max", type=int, help="conversation: LITELLM_CLAUDE_CODE_WARM_MAX (default: the provider's)"
+    )
     args = parser.parse_args(argv)
     # One log line per upstream request would drown the table.
     logging.getLogger("litellm_claude_code.testing.fake_anthropic").setLevel(logging.WARNING)
@@ -351,6 +544,14 @@ def main(argv: list[str] | None = None) -> int:
         FakeAnthropicServer(tokens=args.tokens, token_delay=args.token_delay) as fake,
     ):
         workdir = Path(tmp)
+        if args.conversation:
+            runs = run_conversations(args, fake, workdir)
+            print(conversation_table(runs, args))
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                report = {label: [asdict(turn) for turn in turns] for label, turns in runs.items()}
+                args.json.write_text(json.dumps(report, indent=2))
+            return 0
         upstream = upstream_ttft(fake)
         rows: list[Row] = []
         for design in args.designs:

@@ -71,7 +71,7 @@ CREDENTIAL = Credential("CLAUDE_CODE_OAUTH_TOKEN", TOKEN, "environment")
 
 
 def options_for(
-    settings: Settings, launch: Launch | None = None, binding: Binding | None = None, resume: str | None = None
+    settings: Settings, launch: Launch | None = None, binding: Binding | None = None
 ) -> tuple[ClaudeAgentOptions, Workspace, Path]:
     workspace = Workspace.create(settings.state_dir)
     launcher = install_launcher(settings.state_dir)
@@ -84,7 +84,6 @@ def options_for(
         launcher=launcher,
         cli=FAKE_CLI,
         stderr=None,
-        resume=resume,
     )
     return options, workspace, launcher
 
@@ -163,12 +162,6 @@ def test_no_system_prompt_on_the_command_line_and_the_snapshot_off(settings: Set
 
 
 @pytest.mark.usefixtures("service_environment")
-def test_a_resumed_process_names_its_session(settings: Settings) -> None:
-    options, _, _ = options_for(settings, resume="0b2c7d1e-8a53-4a58-9a55-1c3f1e2d4b5a")
-    argv = sdk_command(options)
-    assert "--resume=0b2c7d1e-8a53-4a58-9a55-1c3f1e2d4b5a" in argv
-
-
 # --------------------------------------------------------------------------- environment
 
 

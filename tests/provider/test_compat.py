@@ -37,8 +37,8 @@ def test_minimums_name_the_two_dependencies() -> None:
     ("package", "old", "minimum"),
     [
         ("litellm", "1.105.9", "1.106.0"),
-        ("claude-agent-sdk", "0.2.179", "0.2.180"),
-        ("claude-agent-sdk", "0.1.99", "0.2.180"),
+        ("claude-agent-sdk", "0.2.188", "0.2.189"),
+        ("claude-agent-sdk", "0.1.99", "0.2.189"),
     ],
 )
 def test_an_older_version_raises_a_clear_error(
@@ -55,13 +55,13 @@ def test_an_older_version_raises_a_clear_error(
 
 def test_a_missing_dependency_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_versions(monkeypatch, claude_agent_sdk=None)
-    with pytest.raises(DependencyVersionError, match=r"needs claude-agent-sdk >= 0\.2\.180, which is not installed"):
+    with pytest.raises(DependencyVersionError, match=r"needs claude-agent-sdk >= 0\.2\.189, which is not installed"):
         check_versions()
 
 
 @pytest.mark.parametrize("newer", ["1.106.0", "1.106.0rc1", "1.110.2", "2.0.0", "1.106.0.post3"])
 def test_equal_or_newer_versions_pass(monkeypatch: pytest.MonkeyPatch, newer: str) -> None:
-    fake_versions(monkeypatch, litellm=newer, claude_agent_sdk="0.2.180")
+    fake_versions(monkeypatch, litellm=newer, claude_agent_sdk="0.2.189")
     check_versions()
 
 

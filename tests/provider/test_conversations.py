@@ -204,7 +204,7 @@ async def test_an_edited_history_is_rebuilt_never_served_from_the_old_one(
     assert texts(request)[0] == ("user", "EDIT changed 0")
     assert "secret original" not in str(request["body"])
     assert field(request_lines[-1], "conversation") == "rebuilt"
-    assert field(request_lines[-1], "cold_reason") == "history"
+    assert field(request_lines[-1], "cold_reason") == "-"  # warm: cut back to nothing, then written as real turns
 
 
 async def test_regenerating_the_last_answer_cuts_back_in_the_same_process(
@@ -262,7 +262,8 @@ async def test_an_answer_cut_by_max_tokens_keeps_the_process_and_the_earlier_tur
 ) -> None:
     chat = make_chat(warm_max=1, max_concurrency=2)
     history = await chat.converse([{"role": "user", "content": "CUT q0"}], [])
-    cut = await chat.send([*history, {"role": "user", "content": "CUT q1 " + directive(text="CUTWORD " * 30)}], max_tokens=5)
+    long_answer = directive(text="CUTWORD " * 30)
+    cut = await chat.send([*history, {"role": "user", "content": "CUT q1 " + long_answer}], max_tokens=5)
     assert field(request_lines[-1], "finish_reason") == "length"
     assert await async_wait_until(lambda: chat.pool.idle == 1, SETTLE)
     (process,) = chat.pool.idle_processes()
@@ -339,3 +340,35 @@ def test_a_tool_message_without_its_call_is_a_400_naming_the_message(proxy: Prox
     assert "messages[1]" in response.text and "call_x" in response.text
     assert "Traceback" not in response.text
     assert not fake.messages_requests()
+
+
+def test_from_the_second_turn_on_the_prompt_is_read_from_the_cache(proxy: Proxy, fake: FakeAnthropicServer) -> None:
+    """The fake simulates Anthropic's prompt cache (breakpoints, 20-block lookback, 1,024-token
+    minimum); what it read back reaches the client as ``prompt_tokens_details.cached_tokens``."""
+    client = proxy.client()
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "CACHECONV system"}]
+    prompts: list[int] = []
+    for index in range(5):
+        messages.append({"role": "user", "content": f"CACHECONV q{index} " + "words of the turn " * 300})
+        if index % 2:
+            stream = client.chat.completions.create(
+                model="claude-code/sonnet", messages=messages, stream=True, stream_options={"include_usage": True}
+            )
+            chunks = list(stream)
+            answer = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+            usage = next(chunk.usage for chunk in reversed(chunks) if chunk.usage)
+        else:
+            response = client.chat.completions.create(model="claude-code/sonnet", messages=messages)
+            answer, usage = str(response.choices[0].message.content), response.usage
+        assert usage is not None and usage.prompt_tokens_details is not None
+        upstream = last_request_with(fake, f"CACHECONV q{index}")["cache"]
+        # What the client is told is what the upstream counted: cached tokens are part of the prompt.
+        assert usage.prompt_tokens_details.cached_tokens == upstream["read"]
+        assert usage.prompt_tokens == upstream["read"] + upstream["creation"] + upstream["input"]
+        if index == 0:
+            assert upstream["read"] == 0 and upstream["creation"] > 0, (upstream, usage)
+        else:
+            # Everything the previous turn sent is read back; only the new turns are not.
+            assert upstream["read"] >= 0.95 * prompts[-1], (index, upstream, prompts)
+        prompts.append(usage.prompt_tokens)
+        messages.append({"role": "assistant", "content": answer})

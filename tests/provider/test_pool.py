@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +17,7 @@ import pytest
 from litellm_claude_code.cli import Binding, Launch
 from litellm_claude_code.credentials import Credential
 from litellm_claude_code.errors import QueueFullError
-from litellm_claude_code.messages import Conversation, Turn, assistant_text_turn, chain_of, convert_messages
+from litellm_claude_code.messages import Conversation, assistant_text_turn, chain_of, convert_messages
 from litellm_claude_code.pool import ProcessPool
 from litellm_claude_code.process import HeldTurn, Plan, plan_for
 from litellm_claude_code.settings import Settings
@@ -33,12 +32,10 @@ class FakeProcess:
 
     made: ClassVar[list[FakeProcess]] = []
 
-    def __init__(self, launch: Launch, binding: Binding, history: Sequence[Turn], *, hold_start: bool = False) -> None:
+    def __init__(self, launch: Launch, binding: Binding, *, hold_start: bool = False) -> None:
         self.launch = launch
         self.binding = Binding(binding.model, None, binding.max_output_tokens)
-        self.held: list[HeldTurn] = [
-            HeldTurn(t.role, c, f"uuid-{i}") for i, (t, c) in enumerate(zip(history, chain_of(history), strict=True))
-        ]
+        self.held: list[HeldTurn] = []
         self.tenant: str | None = None
         self.created_at = time.monotonic()
         self.last_used = self.created_at
@@ -46,7 +43,6 @@ class FakeProcess:
         self.completed = False
         self.dead = False
         self.closed = False
-        self.history = tuple(history)
         self._started = asyncio.Event()
         if not hold_start:
             self._started.set()
@@ -70,7 +66,9 @@ class FakeProcess:
     def serve(self, conversation: Conversation, plan: Plan, binding: Binding, answer: str = "answer") -> None:
         """What the engine does with a lease: fit the process, run the turn, record it."""
         del self.held[plan.keep :]
-        self.held.extend(HeldTurn(t.role, None, "live") for t in plan.append)
+        start = self.held[-1].chain if self.held else ""
+        for turn, chain in zip(plan.append, chain_of(plan.append, start=start or ""), strict=True):
+            self.held.append(HeldTurn(turn.role, chain, "written"))
         self.binding = binding
         self.uses += 1
         self.last_used = time.monotonic()
@@ -142,15 +140,16 @@ async def test_an_edited_earlier_turn_is_never_served_by_the_process_holding_the
     pool = make_pool()
     first, _ = await ask(pool, conversation("q1", "answer", "q2"))
     process, lease = await ask(pool, conversation("q1 EDITED", "answer", "q2", "answer", "q3"))
-    assert process is not first and not lease.warm and lease.cold_reason == "history"
-    assert process.history == conversation("q1 EDITED", "answer", "q2", "answer", "q3").history
+    assert process is not first and lease.warm and lease.plan.kind == "rebuilt"
+    assert lease.plan.append == conversation("q1 EDITED", "answer", "q2", "answer", "q3").history
+    assert first.held[0].chain == chain_of(conversation("q1").turns)[0]  # untouched
 
 
 async def test_an_answer_the_client_changed_is_not_continued(make_pool: Any) -> None:
     pool = make_pool()
     first, _ = await ask(pool, conversation("q1"), answer="the real answer")
     process, lease = await ask(pool, conversation("q1", "a different answer", "q2"))
-    assert process is not first and lease.cold_reason == "history"
+    assert process is not first and lease.plan.kind == "rebuilt"
 
 
 async def test_a_regenerated_answer_cuts_back_to_the_shared_turns(make_pool: Any) -> None:
@@ -172,7 +171,7 @@ async def test_affinity_never_crosses_tenants(make_pool: Any) -> None:
     pool = make_pool(warm_max=3, max_concurrency=3)
     alice, _ = await ask(pool, conversation("same few-shot question"), tenant="alice")
     bob, lease = await ask(pool, conversation("same few-shot question", "answer", "next"), tenant="bob")
-    assert bob is not alice and bob.tenant == "bob" and lease.cold_reason == "history"
+    assert bob is not alice and bob.tenant == "bob" and lease.plan.kind == "rebuilt"
     new, _ = await ask(pool, conversation("a new one"), tenant="bob")
     assert new is not alice  # alice's idle process serves alice only, even for a new conversation
 
@@ -195,7 +194,7 @@ async def test_the_model_of_a_kept_conversation_does_not_change(make_pool: Any) 
     pool = make_pool(warm_max=1, max_concurrency=2)
     first, _ = await ask(pool, conversation("q1"))
     other, lease = await ask(pool, conversation("q1", "answer", "q2"), model="opus")
-    assert other is not first and lease.cold_reason == "history"
+    assert other is not first and lease.plan.kind == "rebuilt"
 
 
 # --------------------------------------------------------------------------- warm set
@@ -270,12 +269,12 @@ async def test_a_waiting_request_gets_the_process_returned(make_pool: Any) -> No
 
 async def test_a_request_needing_a_new_process_evicts_the_least_recently_used(make_pool: Any) -> None:
     pool = make_pool(warm_max=2, max_concurrency=2)
-    first, _ = await ask(pool, conversation("q1"))
+    first, _ = await ask(pool, conversation("q1"), tenant="alice")
     await asyncio.sleep(0.01)
-    second, _ = await ask(pool, conversation("q2"))
+    second, _ = await ask(pool, conversation("q2"), tenant="alice")
     assert pool.slots.in_use == 2
-    _rebuilt, lease = await ask(pool, conversation("elsewhere", "answer", "q"))
-    assert lease.cold_reason == "history"
+    _new, lease = await ask(pool, conversation("elsewhere", "answer", "q"), tenant="bob")
+    assert lease.cold_reason == "mismatch" and lease.plan.kind == "rebuilt"
     assert first.closed and not second.closed
     assert pool.slots.in_use <= 2
 
@@ -327,7 +326,7 @@ async def test_a_dead_idle_process_is_replaced(make_pool: Any) -> None:
     first, _ = await ask(pool, conversation("q1"))
     first.dead = True
     again, lease = await ask(pool, conversation("q1", "answer", "q2"))
-    assert again is not first and lease.cold_reason == "history"
+    assert again is not first and not lease.warm and lease.plan.kind == "rebuilt"
 
 
 async def test_close_stops_everything_and_starts_nothing_after(make_pool: Any) -> None:

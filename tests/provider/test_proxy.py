@@ -135,13 +135,17 @@ def upstream_requests(fake: FakeAnthropicServer, marker: str) -> list[dict[str, 
     return [request for request in fake.messages_requests() if marker in json.dumps(request["messages"])]
 
 
-def cli_process_with_system_prompt(proxy: Proxy, system_prompt: str) -> list[psutil.Process]:
-    """The proxy's CLI processes started for ``system_prompt`` (read from each one's workspace)."""
+def cli_process_sending(proxy: Proxy, fake: FakeAnthropicServer, marker: str) -> list[psutil.Process]:
+    """The proxy's CLI processes holding the connection that sent the upstream request with ``marker``.
+
+    The fake records each request's peer address; the process owning that TCP connection sent it.
+    """
+    peers = {request["peer"] for request in upstream_requests(fake, marker)}
     found = []
     for proc in proxy.claude_processes():
-        with contextlib.suppress(OSError, KeyError, psutil.Error):
-            home = Path(process_environ(proc.pid)["HOME"])
-            if (home.parent / "system-prompt.txt").read_text(encoding="utf-8") == system_prompt:
+        with contextlib.suppress(psutil.Error):
+            local = {f"{c.laddr.ip}:{c.laddr.port}" for c in proc.net_connections(kind="tcp") if c.laddr}
+            if local & peers:
                 found.append(proc)
     return found
 
@@ -168,7 +172,9 @@ def processes_within_caps(proxy: Proxy) -> Iterator[None]:
     settled = wait_until(lambda: len(proxy.claude_processes()) <= WARM_MAX, SETTLE, interval=0.2)
     left = [(p.pid, p.status()) for p in proxy.claude_processes() if not gone(p)]
     assert settled, f"CLI processes left under the proxy after the test: {left} (at most {WARM_MAX} idle allowed)"
-    assert not zombies(psutil.Process(proxy.process.pid)), "the proxy left zombie processes"
+    # A process being stopped is a zombie for the moment before the SDK reaps it; one that stays is a leak.
+    parent = psutil.Process(proxy.process.pid)
+    assert wait_until(lambda: not zombies(parent), SETTLE, interval=0.2), "the proxy left zombie processes"
 
 
 # --------------------------------------------------------------------------- auth and health
@@ -499,7 +505,7 @@ def test_queue_full_is_429_with_retry_after(proxy: Proxy, fake: FakeAnthropicSer
 
 
 def test_abandoned_stream_stops_its_cli_process(proxy: Proxy, fake: FakeAnthropicServer) -> None:
-    # A system prompt of its own: no warm process matches it, and its workspace names it.
+    # The fake records the peer of each upstream request: that names the CLI process serving it.
     system_prompt = "abandon-test system prompt 19ae"
     stream = proxy.client().chat.completions.create(
         model="sonnet",
@@ -514,7 +520,7 @@ def test_abandoned_stream_stops_its_cli_process(proxy: Proxy, fake: FakeAnthropi
         received += sum(1 for choice in chunk.choices if choice.delta.content)
         if received >= 3:
             break
-    serving = cli_process_with_system_prompt(proxy, system_prompt)
+    serving = cli_process_sending(proxy, fake, "abandon-19ae")
     assert len(serving) == 1, serving
     assert len(proxy.claude_processes()) <= MAX_CONCURRENCY
     closed_at = time.monotonic()
@@ -525,7 +531,7 @@ def test_abandoned_stream_stops_its_cli_process(proxy: Proxy, fake: FakeAnthropi
     (request,) = upstream_requests(fake, "abandon-19ae")
     assert wait_until(lambda: upstream_requests(fake, "abandon-19ae")[0]["outcome"] == "client_disconnected", 5.0)
     assert request["scenario"]["tokens"] == 60
-    assert cli_process_with_system_prompt(proxy, system_prompt) == []
+    assert cli_process_sending(proxy, fake, "abandon-19ae") == []
     assert wait_until(lambda: any("status=499" in line for line in proxy.log_text().splitlines()[-50:]), 5.0)
     assert stopped_after < 5.0
 
@@ -609,7 +615,7 @@ def test_slow_first_byte_past_the_request_timeout_is_504(short_proxy: Proxy, fak
     started = time.monotonic()
     call = Background(lambda: post(short_proxy, body))
     assert wait_until(lambda: bool(upstream_requests(fake, "slow-first-byte-6a21")), 30)
-    serving = cli_process_with_system_prompt(short_proxy, system_prompt)
+    serving = cli_process_sending(short_proxy, fake, "slow-first-byte-6a21")
     assert len(serving) == 1, serving
     response = call.result()
     elapsed = time.monotonic() - started
@@ -635,7 +641,7 @@ def test_slow_stream_past_the_request_timeout_ends_with_an_error(short_proxy: Pr
     started = time.monotonic()
     call = Background(lambda: stream_raw(short_proxy, body))
     assert wait_until(lambda: bool(upstream_requests(fake, marker)), 30)
-    serving = cli_process_with_system_prompt(short_proxy, system_prompt)
+    serving = cli_process_sending(short_proxy, fake, marker)
     assert len(serving) == 1, serving
     stream = call.result()
     elapsed = time.monotonic() - started

@@ -16,9 +16,13 @@ Direct SDK use::
 
 from __future__ import annotations
 
-from ._compat import check_versions
+import os
+
+from ._compat import bundled_cli_version, check_cli_version, check_versions
 
 check_versions()
+if not os.environ.get("LITELLM_CLAUDE_CODE_CLI_PATH", "").strip():
+    check_cli_version(bundled_cli_version(), "bundled with claude-agent-sdk")
 
 from .errors import ClaudeCodeError
 from .provider import ClaudeCodeProvider, register

@@ -4,8 +4,8 @@ Safe by default, whatever the request says:
 
 - no tools at all (``--tools ""``: ``allowed_tools=[]`` alone still sends twelve tool
   definitions upstream), no MCP servers, no setting sources (no user or project settings, no
-  CLAUDE.md), no slash commands, no session files written by the CLI (the only session file
-  is the one a process resumes from, written by :mod:`.transcript`);
+  CLAUDE.md), no slash commands, no session files written (a conversation lives in its
+  process only);
 - a private workspace per process under the state directory, with its own HOME and TMPDIR,
   removed when the process ends, and one empty read-only working directory for all;
 - an environment built from an allow-list. The SDK passes the whole service environment to
@@ -282,7 +282,6 @@ def build_options(
     launcher: Path,
     cli: str,
     stderr: Callable[[str], None] | None,
-    resume: str | None = None,
 ) -> ClaudeAgentOptions:
     """SDK options for one process: no tools, no settings, private files, partial messages on.
 
@@ -306,7 +305,6 @@ def build_options(
         include_partial_messages=True,
         max_buffer_size=MAX_MESSAGE_BYTES,
         stderr=stderr,
-        resume=resume,
         # User turns are delivered as written: a turn that starts with "/" is text for Claude,
         # never one of the CLI's commands, and no "@path" is expanded.
         verbatim_prompts=True,

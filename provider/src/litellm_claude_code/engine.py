@@ -25,7 +25,7 @@ import shutil
 import time
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from claude_agent_sdk.types import Message
 from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
 from .credentials import resolve_credential
 from .errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
-from .messages import Conversation, Turn, assistant_text_turn
+from .messages import Conversation, assistant_text_turn
 from .observability import RequestRecord, logger, redact, remember_secret
 from .pool import ProcessPool
 from .process import CliProcess
@@ -93,11 +93,9 @@ class Engine:
             self._cwd = working_directory(self.settings.state_dir)
         return self._cli, self._launcher, self._cwd
 
-    def _new_process(self, launch: Launch, binding: Binding, history: Sequence[Turn]) -> CliProcess:
+    def _new_process(self, launch: Launch, binding: Binding) -> CliProcess:
         cli, launcher, cwd = self._paths()
-        process = CliProcess(
-            self.settings, launch, binding, cwd=cwd, launcher=launcher, cli=cli, stderr=_log_stderr, history=history
-        )
+        process = CliProcess(self.settings, launch, binding, cwd=cwd, launcher=launcher, cli=cli, stderr=_log_stderr)
         _LIVE.add(process)
         return process
 
@@ -178,7 +176,7 @@ class Engine:
                     process = lease.process
                     record.warm = lease.warm
                     record.cold_reason = lease.cold_reason
-                    record.conversation = lease.plan.kind if lease.warm else ("rebuilt" if lease.plan.keep else "new")
+                    record.conversation = lease.plan.kind
                     record.cli_start_ms = lease.start_ms
                     record.queue_ms = (time.monotonic() - started) * 1000 - lease.start_ms
                     try:

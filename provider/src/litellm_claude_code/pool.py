@@ -1,12 +1,16 @@
-"""The CLI processes of one event loop: which one serves a request, which are kept, which start ahead.
+"""The CLI processes of one event loop: which one serves a request, which are kept, which start
+ahead.
 
 Start-up is most of a cold request's wait and CPU (about 0.4 s and one CPU-second), so the pool
 keeps idle processes ready, up to ``warm_max`` of them, and every process, busy or idle, holds
-one of the ``max_concurrency`` slots. Because a process is bound at start only to its
-credential (:class:`~.cli.Launch`) and everything else is set over its control channel, any
-idle process of the request's credential may serve it, with three exceptions: a process serves
-one LiteLLM key for life (the first that used it), a process once given a system prompt cannot
-serve a request without one, and earlier user turns can only be given to a process at start.
+one of the ``max_concurrency`` slots. Because a process is bound at start only to its credential
+(:class:`~.cli.Launch`) and everything else is set over its control channel, any idle process of
+the request's credential may serve it, with three exceptions: a process serves one LiteLLM key
+for life (the first that used it), a process once given a system prompt cannot serve a request
+without one, and the model of a conversation a process keeps does not change. Whatever earlier
+turns a process does not hold are written to it before the new turn
+(:meth:`~.process.CliProcess.prepare`), so a conversation that comes back to another process, or
+to this gateway after a restart, is still served warm.
 
 Choosing among the idle processes, the pool prefers (:func:`_score`):
 
@@ -15,12 +19,12 @@ Choosing among the idle processes, the pool prefers (:func:`_score`):
 2. then one that needs no cut (a fresh process for a new conversation);
 3. then the least recently used: a conversation idle the longest is the least likely to go on.
 
-A request that no idle process can serve gets a new process, started on its history when it
-has one (:mod:`.transcript`); when every slot is taken, the least recently used idle process
-gives way, so no conversation or spec can hold the warm set hostage. A process that has just
-served a request is kept and, when the warm set is over ``warm_max``, the least recently used
-idle process is stopped instead. Spares are started whenever the warm set has room and a slot is
-free, for the credential and model the traffic uses, so a burst finds processes ready.
+A request that no idle process can serve gets a new process; when every slot is taken, the least
+recently used idle process gives way, so no conversation or spec can hold the warm set hostage.
+A process that has just served a request is kept and, when the warm set is over ``warm_max``,
+the least recently used idle process is stopped instead. Spares are started whenever the warm
+set has room and a slot is free, for the credential and model the traffic uses, so a burst finds
+processes ready.
 
 Idle processes are stopped after the idle timeout, and never reused past the maximum age or
 number of uses, nor after their credential rotated. A discarded process gives its slot back only
@@ -34,12 +38,12 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from .cli import Binding, Launch
-from .messages import Conversation, Turn
+from .messages import Conversation
 from .process import HeldTurn, Plan
 from .settings import Settings
 from .slots import Slots
@@ -123,9 +127,7 @@ def _score(entry: Entry[P], plan: Plan) -> tuple[int, int, int, float]:
 class ProcessPool(Generic[P]):
     """Every CLI process of one event loop. Each holds one of the engine's slots."""
 
-    def __init__(
-        self, settings: Settings, slots: Slots, factory: Callable[[Launch, Binding, Sequence[Turn]], P]
-    ) -> None:
+    def __init__(self, settings: Settings, slots: Slots, factory: Callable[[Launch, Binding], P]) -> None:
         self.settings = settings
         self.slots = slots
         self._factory = factory
@@ -175,7 +177,7 @@ class ProcessPool(Generic[P]):
                 found = await self._take(conversation, binding, launch, tenant)
                 if isinstance(found, Lease):
                     self.stats.warm += 1
-                    if found.plan.kind != "new":
+                    if found.plan.affinity:
                         self.stats.continued += 1
                     self._replenish()
                     return found
@@ -187,9 +189,8 @@ class ProcessPool(Generic[P]):
             if remaining <= 0 or not await self.slots.wait_for_change(remaining):
                 raise self.slots.full_error(self.settings.queue_timeout)
         self.stats.cold_reasons[reason] += 1
-        history = conversation.history
         try:
-            process = self._factory(launch, binding, history)
+            process = self._factory(launch, binding)
         except BaseException:
             self.slots.release()
             raise
@@ -202,7 +203,7 @@ class ProcessPool(Generic[P]):
             await process.close()
             self.slots.release()
             raise
-        plan = Plan(len(history), (), False)
+        plan = Plan(0, tuple(conversation.history), False)
         return Lease(process, plan, warm=False, cold_reason=reason, start_ms=(time.monotonic() - started) * 1000)
 
     async def _take(self, conversation: Conversation, binding: Binding, launch: Launch, tenant: str) -> Lease[P] | str:
@@ -224,8 +225,6 @@ class ProcessPool(Generic[P]):
                 if best is None or score > best[0]:
                     best = (score, entry, plan)
             if best is None:
-                if any(turn.role == "user" for turn in conversation.history):
-                    return "history"
                 return "mismatch" if same_launch else "no_idle"
             _, entry, plan = best
             self._idle.remove(entry)
@@ -298,7 +297,7 @@ class ProcessPool(Generic[P]):
         if not self.slots.try_acquire():
             return False
         try:
-            process = self._factory(launch, binding, ())
+            process = self._factory(launch, binding)
         except Exception:
             self.slots.release()
             logger.debug("warm process could not be prepared", exc_info=True)

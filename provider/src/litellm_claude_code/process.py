@@ -14,11 +14,16 @@ a process started ahead of time serve whatever request comes next:
 A process keeps the conversation it answered, as the CLI holds it: the turns, each with the
 chain fingerprint of the conversation up to it (:func:`.messages.chain_of`) and the CLI's uuid
 for it. A later request whose earlier turns are a prefix of that conversation is served by
-writing only its new turn (an assistant turn the client added may be appended first). Any other
-request first has the conversation cut back with ``rewind_conversation`` to the turns the two
-share, possibly none, and the cut counts only when the CLI confirms exactly that cut: the turn
-it removed from and the assistant message left before it. Nothing of one conversation can
-reach another's upstream request.
+writing only its new turn. Any other request first has the conversation cut back with
+``rewind_conversation`` to the turns the two share, possibly none, and the cut counts only when
+the CLI confirms exactly that cut: the turn it removed from and the assistant message left
+before it. The earlier turns the process does not hold are then written as real turns, before
+the new one: a user turn with ``shouldQuery: false`` (the CLI records it and answers at once
+with an empty result, no upstream request), an assistant turn as an assistant message (recorded
+in place). The CLI keeps the uuid written with each, which later cuts name. So any idle process
+of the request's credential can take any conversation, and the history reaches Claude laid out
+exactly as if the conversation had grown in that process: the same prompt prefix, the same
+cache. Nothing of one conversation can reach another's upstream request.
 
 The SDK's own shutdown waits up to five seconds after closing stdin before it sends SIGTERM;
 a cancelled request must free its process at once, so :meth:`CliProcess.kill` sends SIGKILL to
@@ -48,7 +53,6 @@ from .cli import Binding, Launch, Workspace, build_options
 from .errors import ClaudeCodeError, CLIFailedError, CLINotFoundError
 from .messages import Conversation, Role, Turn, chain_of
 from .settings import Settings
-from .transcript import write_session
 
 logger = logging.getLogger("litellm_claude_code")
 
@@ -67,7 +71,7 @@ class HeldTurn:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How a process serves a request: turns it keeps, assistant turns appended, then the user turn."""
+    """How a process serves a request: turns it keeps, earlier turns written to it, then the user turn."""
 
     keep: int
     append: tuple[Turn, ...]
@@ -75,12 +79,20 @@ class Plan:
 
     @property
     def kind(self) -> str:
-        """For the log line: ``continued`` (no cut), ``branched`` (cut to a shared prefix), ``new``."""
+        """For the log line: ``continued`` (no cut), ``branched`` (cut to a shared prefix),
+        ``rebuilt`` (nothing shared: the history written anew), ``new`` (no history)."""
         if self.keep and not self.rewind:
             return "continued"
         if self.keep:
             return "branched"
+        if self.append:
+            return "rebuilt"
         return "new"
+
+    @property
+    def affinity(self) -> bool:
+        """The process already held part of the conversation."""
+        return self.keep > 0
 
 
 def plan_for(
@@ -93,9 +105,8 @@ def plan_for(
 ) -> Plan | None:
     """How a process holding ``held``, bound to ``current``, owned by ``owner``, could serve a request.
 
-    None when it cannot: another tenant's process; a system prompt to take away; earlier user
-    turns it does not hold (only a new process can be given those); a cut that is not before a
-    user turn; or a model change in a conversation it keeps.
+    None when it cannot: another tenant's process; a system prompt to take away; a cut that is
+    not before a user turn; or a model change in a conversation it keeps.
     """
     if owner is not None and owner != tenant:
         return None
@@ -107,8 +118,6 @@ def plan_for(
     while keep < min(len(chains), len(held)) and held[keep].chain == chains[keep]:
         keep += 1
     tail = history[keep:]
-    if any(turn.role == "user" for turn in tail):
-        return None
     rewind = keep < len(held)
     if rewind and held[keep].role != "user":
         return None  # the CLI cuts a conversation only before one of its user turns
@@ -130,18 +139,11 @@ class CliProcess:
         launcher: Path,
         cli: str,
         stderr: Callable[[str], None] | None = None,
-        history: Sequence[Turn] = (),
     ) -> None:
         self.launch = launch
         self.binding = Binding(binding.model, None, binding.max_output_tokens)
         self.workspace = Workspace.create(settings.state_dir)
         self.held: list[HeldTurn] = []
-        resume: str | None = None
-        if history:
-            session = write_session(self.workspace.config_dir, cwd, history)
-            resume = session.session_id
-            chains = chain_of(history)
-            self.held = [HeldTurn(t.role, c, u) for t, c, u in zip(history, chains, session.uuids, strict=True)]
         self._client = ClaudeSDKClient(
             options=build_options(
                 settings,
@@ -152,7 +154,6 @@ class CliProcess:
                 launcher=launcher,
                 cli=cli,
                 stderr=stderr,
-                resume=resume,
             )
         )
         self.created_at = time.monotonic()
@@ -243,14 +244,37 @@ class CliProcess:
         return plan_for(self.held, self.binding, self.tenant, conversation, binding, tenant)
 
     async def prepare(self, plan: Plan, binding: Binding) -> None:
-        """Cut the conversation back, set model, system prompt and output limit, append assistant turns."""
+        """Cut the conversation back, set model, system prompt and output limit, write the earlier turns."""
         if plan.rewind:
             await self._rewind(plan.keep)
         await self._bind(binding)
-        for turn in plan.append:
-            held = HeldTurn(turn.role, None, str(uuid.uuid4()))
-            await self._write({**_assistant_message(turn), "uuid": held.uuid})
+        start = self.held[-1].chain if self.held else ""
+        chains: Sequence[str | None] = (
+            chain_of(plan.append, start=start) if start is not None else [None] * len(plan.append)
+        )
+        for turn, chain in zip(plan.append, chains, strict=True):
+            held = HeldTurn(turn.role, chain, str(uuid.uuid4()))
+            if turn.role == "user":
+                await self._record_user_turn(turn, held.uuid)
+            else:
+                await self.write({**_assistant_message(turn), "uuid": held.uuid})
             self.held.append(held)
+
+    async def _record_user_turn(self, turn: Turn, turn_uuid: str) -> None:
+        """Write an earlier user turn that the CLI records without asking Claude anything."""
+        await self.write(
+            {
+                "type": "user",
+                "message": {"role": "user", "content": turn.cli_content()},
+                "parent_tool_use_id": None,
+                "session_id": "default",
+                "uuid": turn_uuid,
+                "shouldQuery": False,
+            }
+        )
+        result = await asyncio.wait_for(self._drain(), CONTROL_TIMEOUT)
+        if result is None or result.is_error or result.num_turns != 0:
+            raise CLIFailedError(f"an earlier user turn was not recorded as such ({result}); the process is stopped")
 
     async def _rewind(self, keep: int) -> None:
         """Cut the conversation back to its first ``keep`` held turns (``held[keep]`` is a user turn)."""
@@ -259,7 +283,7 @@ class CliProcess:
         del self.held[keep:]
 
     async def _cut(self, target: str, keep: int, last_user: str) -> None:
-        answer = await self._control(
+        answer = await self.control(
             {
                 "subtype": "rewind_conversation",
                 "target_message_uuid": target,
@@ -283,12 +307,12 @@ class CliProcess:
             request: dict[str, Any] = {"subtype": "set_model", "model": binding.model}
             if binding.system_prompt is not None:
                 request["system_prompt"] = binding.system_prompt
-            await self._control(request)
+            await self.control(request)
             current = Binding(binding.model, binding.system_prompt or current.system_prompt, current.max_output_tokens)
         if binding.system_prompt != current.system_prompt:
             if binding.system_prompt is None:
                 raise RuntimeError("a system prompt once set cannot be removed")
-            await self._control(
+            await self.control(
                 {
                     "subtype": "set_model",
                     "model": current.model,
@@ -299,13 +323,14 @@ class CliProcess:
             current = Binding(current.model, binding.system_prompt, current.max_output_tokens)
         if binding.max_output_tokens != current.max_output_tokens:
             value = str(binding.max_output_tokens) if binding.max_output_tokens else ""
-            await self._control(
+            await self.control(
                 {"subtype": "apply_flag_settings", "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": value}}}
             )
             current = Binding(current.model, current.system_prompt, binding.max_output_tokens)
         self.binding = current
 
-    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send one control request to the CLI and return its answer (an error answer raises)."""
         query = getattr(self._client, "_query", None)
         send = getattr(query, "_send_control_request", None)
         if send is None:
@@ -318,7 +343,9 @@ class CliProcess:
             raise CLIFailedError(f"Claude Code refused {request['subtype']}: {exc}") from None
         return answer if isinstance(answer, dict) else {}
 
-    async def _write(self, message: dict[str, Any]) -> None:
+    async def write(self, message: dict[str, Any]) -> None:
+        """Write one stream-json message to the CLI's stdin."""
+
         async def one() -> AsyncIterator[dict[str, Any]]:
             yield message
 
@@ -344,7 +371,7 @@ class CliProcess:
             "uuid": user.uuid,
         }
         try:
-            await self._write(message)
+            await self.write(message)
             async for item in self._client.receive_response():
                 if isinstance(item, AssistantMessage) and item.uuid and item.parent_tool_use_id is None:
                     self._turn = (user, item.uuid)
@@ -387,14 +414,17 @@ class CliProcess:
         user = self._turn[0]
         self._turn = None
         if not self.completed:
-            await self._control({"subtype": "interrupt"})
+            await self.control({"subtype": "interrupt"})
             await asyncio.wait_for(self._drain(), CONTROL_TIMEOUT)
             self.completed = True
         await self._cut(user.uuid, len(self.held), user.uuid)
 
-    async def _drain(self) -> None:
-        async for _ in self._client.receive_response():
-            pass
+    async def _drain(self) -> ResultMessage | None:
+        result: ResultMessage | None = None
+        async for item in self._client.receive_response():
+            if isinstance(item, ResultMessage):
+                result = item
+        return result
 
 
 def _assistant_message(turn: Turn) -> dict[str, Any]:

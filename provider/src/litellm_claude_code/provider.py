@@ -23,6 +23,7 @@ import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
+from ._compat import check_cli_version, cli_version
 from .engine import Engine, Request
 from .errors import BadRequestError, ClaudeCodeError, for_litellm
 from .messages import Conversation, convert_messages
@@ -59,8 +60,11 @@ class ClaudeCodeProvider(CustomLLM):
     def load_settings(self) -> Settings:
         """Read (once) and validate the settings; a bad value raises SettingsError naming it."""
         if self._settings is None:
-            self._settings = Settings.from_env()
-            configure(self._settings.log_level)
+            settings = Settings.from_env()
+            if settings.cli_path:
+                check_cli_version(cli_version(settings.cli_path), f"LITELLM_CLAUDE_CODE_CLI_PATH={settings.cli_path}")
+            self._settings = settings
+            configure(settings.log_level)
         return self._settings
 
     def engine(self) -> Engine:

@@ -21,6 +21,14 @@ How a request picks its behaviour (first match wins):
 
 The chosen scenario is layered over the server default, so a default
 ``token_delay`` also applies to a directive that only sets ``text``.
+
+Prompt caching is simulated (see :mod:`litellm_claude_code.testing._cache`): blocks up to
+a ``cache_control`` breakpoint are cached per credential and model, and the usage
+reports ``cache_creation_input_tokens`` / ``cache_read_input_tokens`` as the real API
+would.  A system text block starting with ``x-anthropic-billing-header:`` (the Claude
+Code CLI's per-request billing header) is ignored by the cache, as the real API does,
+so it does not break every cache hit.  Turn it off with ``cache=False`` / ``--no-cache``;
+a scenario's explicit ``usage`` still overrides the simulated figures.
 """
 
 from __future__ import annotations
@@ -40,12 +48,21 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
+
+from litellm_claude_code.testing._cache import (
+    DEFAULT_MIN_TOKENS,
+    CacheControlError,
+    CacheUsage,
+    Prompt,
+    PromptCache,
+    analyze,
+)
 
 __all__ = [
     "DIRECTIVE_PREFIX",
@@ -366,9 +383,11 @@ def _plan(scenario: Scenario, body: Mapping[str, Any], echo_text: str) -> _Plan:
 
 class _State:
     """Request log, scenario queue and defaults, shared between the server loop
-    thread and test threads (hence one lock for everything)."""
+    thread and test threads (hence one lock for everything).  The prompt cache
+    (``None``: caching disabled) has its own lock, see :class:`PromptCache`."""
 
-    def __init__(self, default: Scenario, accept_keys: Iterable[str] | None) -> None:
+    def __init__(self, default: Scenario, accept_keys: Iterable[str] | None, cache: PromptCache | None = None) -> None:
+        self.cache = cache
         self.cond = threading.Condition()
         self.requests: list[dict[str, Any]] = []
         self.queue: deque[Scenario] = deque()
@@ -461,6 +480,12 @@ def _headers_dict(request: web.Request) -> dict[str, str]:
     return out
 
 
+def _peer(request: web.Request) -> str | None:
+    """``host:port`` of the client's end of the connection: tells a test which process sent it."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else None
+
+
 async def _new_record(request: web.Request, state: _State) -> tuple[dict[str, Any], Any]:
     """Read the body and log the request before anything can fail, so tests can
     inspect even rejected or dropped requests."""
@@ -477,6 +502,7 @@ async def _new_record(request: web.Request, state: _State) -> tuple[dict[str, An
     record: dict[str, Any] = {
         "id": f"req_fake{next(state.ids):06d}",
         "time": time.time(),
+        "peer": _peer(request),
         "path": request.path,
         "query": dict(request.query),
         "method": request.method,
@@ -496,6 +522,7 @@ async def _new_record(request: web.Request, state: _State) -> tuple[dict[str, An
         "stream": obj.get("stream") is True,
         "scenario": None,
         "scenario_source": None,
+        "cache": None,
         "status": None,
         "outcome": None,
     }
@@ -547,12 +574,31 @@ def _choose(state: _State, body: Mapping[str, Any]) -> tuple[Scenario, str, str]
     return _merge(default, {}), "default", echo_text
 
 
-def _usage(plan: _Plan, body: Mapping[str, Any]) -> dict[str, int]:
+def _simulate_cache(
+    state: _State, record: dict[str, Any], body: Mapping[str, Any], prompt: Prompt | None
+) -> CacheUsage:
+    """Apply the request to the prompt cache (once, when the reply is about to start,
+    as the real API does: a rejected request writes nothing) and log the figures.
+
+    The total stays :func:`estimate_input_tokens` unless the blocks weigh more (tool
+    definitions, which the estimator ignores, or a bare system string, which weighs as a
+    text block): then the blocks' sum is used, so cached tokens never exceed the total.
+    """
+    total = estimate_input_tokens(body)
+    if state.cache is None or prompt is None:
+        return CacheUsage.uncached(total)
+    namespace = (_fingerprint(record["auth"]), str(body.get("model") or ""))
+    usage = state.cache.use(namespace, prompt, max(total, prompt.total_tokens))
+    state.update(record, cache=usage.record())
+    return usage
+
+
+def _usage(plan: _Plan, cache: CacheUsage) -> dict[str, int]:
     out_tokens = len(plan.tokens) + sum(max(1, len(json.dumps(t["input"])) // 4) for t in plan.tool_uses)
     usage = {
-        "input_tokens": estimate_input_tokens(body),
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": cache.input,
+        "cache_creation_input_tokens": cache.creation,
+        "cache_read_input_tokens": cache.read,
         "output_tokens": out_tokens,
     }
     usage.update(plan.usage)
@@ -576,10 +622,10 @@ def _abort(request: web.Request) -> None:
 
 
 async def _stream(
-    request: web.Request, plan: _Plan, body: Mapping[str, Any], record: dict[str, Any]
+    request: web.Request, plan: _Plan, cache: CacheUsage, record: dict[str, Any]
 ) -> tuple[web.StreamResponse, str]:
     """Write the SSE events one by one, flushing each (true incremental streaming)."""
-    usage = _usage(plan, body)
+    usage = _usage(plan, cache)
     resp = web.StreamResponse(
         status=200,
         headers={
@@ -719,7 +765,7 @@ async def _stream(
     return resp, "ok"
 
 
-def _message_json(plan: _Plan, body: Mapping[str, Any]) -> dict[str, Any]:
+def _message_json(plan: _Plan, cache: CacheUsage) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if plan.tokens:
         content.append({"type": "text", "text": "".join(plan.tokens)})
@@ -732,7 +778,7 @@ def _message_json(plan: _Plan, body: Mapping[str, Any]) -> dict[str, Any]:
         "content": content,
         "stop_reason": plan.stop_reason,
         "stop_sequence": plan.stop_sequence,
-        "usage": _usage(plan, body),
+        "usage": _usage(plan, cache),
     }
 
 
@@ -767,6 +813,11 @@ async def _answer(
     if count_only:
         return web.json_response({"input_tokens": estimate_input_tokens(body)}), "ok"
     try:
+        # Validated only when caching is on: ``--no-cache`` keeps the old, lenient fake.
+        prompt = analyze(body) if state.cache is not None else None
+    except CacheControlError as exc:
+        return _error_response(400, message=str(exc), request_id=record["id"]), "invalid_request"
+    try:
         scenario, source, echo_text = _choose(state, body)
     except ScenarioError as exc:
         return _error_response(400, message=str(exc), request_id=record["id"]), "bad_directive"
@@ -783,8 +834,9 @@ async def _answer(
         resp = _error_response(status, err.get("type"), err.get("message"), headers, record["id"])
         _apply_should_retry(resp, scenario)
         return resp, "error"
+    cache = _simulate_cache(state, record, body, prompt)
     if body.get("stream") is True:
-        return await _stream(request, plan, body, record)
+        return await _stream(request, plan, cache, record)
     if plan.drop_after is not None:
         await _sleep(plan.token_delay * plan.drop_after)
         _abort(request)
@@ -802,7 +854,7 @@ async def _answer(
         )
         return resp, "error"
     await _sleep(plan.token_delay * len(plan.tokens))
-    resp = web.json_response(_message_json(plan, body), headers={"request-id": record["id"], **plan.headers})
+    resp = web.json_response(_message_json(plan, cache), headers={"request-id": record["id"], **plan.headers})
     return resp, "ok"
 
 
@@ -855,6 +907,11 @@ async def _read_json(request: web.Request) -> Any:
             text=json.dumps(_error_body("invalid_request_error", f"invalid JSON: {exc}")),
             content_type="application/json",
         ) from None
+
+
+async def _ctl_cache_delete(request: web.Request) -> web.Response:
+    cache = request.app[STATE_KEY].cache
+    return web.json_response({"ok": True, "cleared": cache.clear() if cache is not None else 0})
 
 
 async def _ctl_scenarios_post(request: web.Request) -> web.Response:
@@ -924,11 +981,13 @@ def build_app(
     token_delay: float = 0.0,
     accept_keys: Iterable[str] | None = None,
     default: Scenario | None = None,
+    cache: bool = True,
+    cache_min_tokens: int = DEFAULT_MIN_TOKENS,
 ) -> web.Application:
     """Build the aiohttp application (for embedding in an existing aiohttp test)."""
     base: Scenario = {"tokens": tokens, "token_delay": token_delay}
     base.update(default or {})
-    return _make_app(_State(base, accept_keys))
+    return _make_app(_State(base, accept_keys, PromptCache(cache_min_tokens) if cache else None))
 
 
 def _make_app(state: _State) -> web.Application:
@@ -943,6 +1002,7 @@ def _make_app(state: _State) -> web.Application:
     app.router.add_delete("/_fake/scenarios", _ctl_scenarios_delete)
     app.router.add_get("/_fake/default", _ctl_default_get)
     app.router.add_put("/_fake/default", _ctl_default_put)
+    app.router.add_delete("/_fake/cache", _ctl_cache_delete)
     app.router.add_get("/_fake/health", _ctl_health)
     app.router.add_route("*", "/{tail:.*}", _unknown)
     return app
@@ -980,10 +1040,17 @@ class FakeAnthropicServer:
         token_delay: float = 0.0,
         accept_keys: Iterable[str] | None = None,
         default: Scenario | None = None,
+        cache: bool = True,
+        cache_min_tokens: int = DEFAULT_MIN_TOKENS,
+        cache_clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``cache=False`` turns the prompt-cache simulation off (all input uncached);
+        ``cache_min_tokens`` is the shortest cacheable prefix; ``cache_clock`` (a
+        monotonic clock in seconds) lets a test expire entries without sleeping."""
         base: Scenario = {"tokens": tokens, "token_delay": token_delay}
         base.update(default or {})
-        self._state = _State(base, accept_keys)
+        prompt_cache = PromptCache(cache_min_tokens, cache_clock) if cache else None
+        self._state = _State(base, accept_keys, prompt_cache)
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -1118,6 +1185,12 @@ class FakeAnthropicServer:
             self._state.requests.clear()
             self._state.queue.clear()
 
+    def clear_cache(self) -> int:
+        """Forget every cached prompt prefix (all credentials and models); returns how
+        many entries were live.  Safe from any thread (the cache has its own lock)."""
+        cache = self._state.cache
+        return cache.clear() if cache is not None else 0
+
     def push(self, scenario: Scenario | Sequence[Scenario]) -> int:
         """Queue one scenario or a list; each /v1/messages request without a
         directive consumes one, FIFO.  Returns the queue length."""
@@ -1169,6 +1242,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="JSON scenario layered into the default",
     )
+    parser.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        help="do not simulate prompt caching (all input reported as uncached)",
+    )
+    parser.add_argument(
+        "--cache-min-tokens",
+        type=int,
+        default=DEFAULT_MIN_TOKENS,
+        help="shortest cacheable prefix in (estimated) tokens",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     return parser.parse_args(argv)
 
@@ -1219,6 +1304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ScenarioError) as exc:
         print(f"fake-anthropic: bad --default-scenario: {exc}", file=sys.stderr)
         return 2
+    if args.cache_min_tokens < 1:
+        print("fake-anthropic: --cache-min-tokens must be at least 1", file=sys.stderr)
+        return 2
+    state.cache = PromptCache(args.cache_min_tokens) if args.cache else None
     try:
         asyncio.run(_serve(state, args.host, args.port))
     except OSError as exc:

@@ -1,0 +1,274 @@
+"""What the provider relies on in the Claude Code CLI, and what it found the CLI cannot do.
+
+None of this is documented behaviour of the CLI, so each piece is pinned here against the
+bundled CLI (``_compat.TESTED_CLI_VERSIONS`` lists the versions this file passed on, and the
+provider refuses others). A test fails loudly when a new CLI version changes what the provider
+depends on, or starts to allow what the provider works around: both are the cue to revisit
+``docs/architecture.md``.
+
+Every test starts a real CLI through :class:`~litellm_claude_code.process.CliProcess` (the
+provider's own launch path) against the fake upstream and reads what the upstream received.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litellm_claude_code._compat import TESTED_CLI_VERSIONS, bundled_cli_version
+from litellm_claude_code.cli import Binding, Launch, install_launcher, resolve_cli, working_directory
+from litellm_claude_code.credentials import resolve_credential
+from litellm_claude_code.errors import CLIFailedError
+from litellm_claude_code.messages import Conversation, Turn, convert_messages
+from litellm_claude_code.process import CliProcess, Plan
+from litellm_claude_code.settings import Settings
+from litellm_claude_code.testing import FakeAnthropicServer
+
+from tests.support.upstream import dialogue, texts
+
+pytestmark = pytest.mark.integration
+
+_COUNT = itertools.count()
+
+
+def text(value: str) -> dict[str, str]:
+    return {"type": "text", "text": value}
+
+
+@pytest.fixture
+async def start(tmp_path: Path, fake: FakeAnthropicServer) -> AsyncIterator[Any]:
+    """``await start(history=(), model="sonnet")``: a started CLI process holding ``history``, closed afterwards."""
+    settings = Settings(state_dir=tmp_path, cli_max_retries=0)
+    started: list[CliProcess] = []
+
+    async def factory(history: Sequence[Turn] = (), model: str = "sonnet") -> CliProcess:
+        launch = Launch(resolve_credential(), base_url=fake.base_url)
+        process = CliProcess(
+            settings,
+            launch,
+            Binding(model),
+            cwd=working_directory(tmp_path),
+            launcher=install_launcher(tmp_path),
+            cli=resolve_cli(settings),
+        )
+        started.append(process)
+        await process.start()
+        if history:
+            await process.prepare(Plan(0, tuple(history), False), process.binding)
+        return process
+
+    try:
+        yield factory
+    finally:
+        for process in started:
+            await process.close()
+
+
+async def turn(process: CliProcess, conversation: Conversation) -> None:
+    """Run the conversation's last turn to the CLI's result and record it as held."""
+    async for _ in process.run(conversation):
+        pass
+    assert process.completed
+
+
+def last_request(fake: FakeAnthropicServer) -> dict[str, Any]:
+    return fake.messages_requests()[-1]
+
+
+def conversation(*messages: str | tuple[str, str], system: str | None = None) -> Conversation:
+    items: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for index, message in enumerate(messages):
+        role, content = message if isinstance(message, tuple) else ("user" if index % 2 == 0 else "assistant", message)
+        items.append({"role": role, "content": content})
+    return convert_messages(items)
+
+
+def test_the_bundled_cli_is_a_tested_version() -> None:
+    assert bundled_cli_version() in TESTED_CLI_VERSIONS
+
+
+# --------------------------------------------------------------------------- what the provider relies on
+
+
+async def test_earlier_turns_written_to_a_running_process_are_real_turns(start: Any, fake: FakeAnthropicServer) -> None:
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}
+    conv = convert_messages(
+        [
+            {"role": "user", "content": [text("look at this"), image]},
+            {"role": "assistant", "content": "a red dot"},
+            {"role": "user", "content": "and now?"},
+        ]
+    )
+    process = await start(history=conv.history)
+    await turn(process, conv)
+    assert dialogue(last_request(fake)) == [
+        (
+            "user",
+            [
+                text("look at this"),
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+            ],
+        ),
+        ("assistant", [text("a red dot")]),
+        ("user", [text("and now?")]),
+    ]
+
+
+async def test_a_cut_names_the_uuids_the_provider_gave_and_the_turn_before(
+    start: Any, fake: FakeAnthropicServer
+) -> None:
+    conv = conversation("q0", "a0", "q1")
+    process = await start(history=conv.history)
+    written = [held.uuid for held in process.held]
+    await turn(process, conv)
+    assert process.commit(Turn("assistant", (text("whatever the fake said"),)))
+    # Cut back into the written part (uuids the provider wrote), verified by prepare().
+    await process.prepare(Plan(keep=2, append=(), rewind=True), process.binding)
+    assert [held.uuid for held in process.held] == written
+    await turn(process, conversation("q0", "a0", "q1 rephrased"))
+    assert texts(last_request(fake)) == [("user", "q0"), ("assistant", "a0"), ("user", "q1 rephrased")]
+
+
+async def test_a_user_turn_keeps_the_uuid_given_on_stdin(start: Any) -> None:
+    process = await start()
+    await turn(process, conversation("q0"))
+    assert process.commit(Turn("assistant", (text("x"),)))
+    given = process.held[0].uuid  # the uuid the provider wrote with the user turn
+    answer = await process.control(
+        {"subtype": "rewind_conversation", "target_message_uuid": given, "last_seen_user_message_uuid": given}
+    )
+    assert answer["rewound"] is True and answer["targetMessageUuid"] == given
+    assert answer["precedingAssistantUuid"] is None
+
+
+async def test_model_system_prompt_and_output_limit_bind_on_an_empty_conversation(
+    start: Any, fake: FakeAnthropicServer
+) -> None:
+    process = await start()
+    await process.prepare(Plan(0, (), False), Binding("haiku", "LATE SYSTEM", 77))
+    await turn(process, conversation("q0", system="LATE SYSTEM"))
+    request = last_request(fake)
+    assert "haiku" in request["model"] and request["body"]["max_tokens"] == 77
+    assert request["system_text"].endswith("LATE SYSTEM")
+    assert texts(request) == [("user", "q0")]
+    # The limit can be lifted again, back to the CLI's own.
+    await process.prepare(Plan(2, (), False), Binding("haiku", "LATE SYSTEM", None))
+    await turn(process, conversation("q0", "x", "q1", system="LATE SYSTEM"))
+    assert last_request(fake)["body"]["max_tokens"] > 77
+
+
+async def test_a_system_prompt_changes_within_a_conversation_without_a_trace(
+    start: Any, fake: FakeAnthropicServer
+) -> None:
+    process = await start()
+    await process.prepare(Plan(0, (), False), Binding("sonnet", "FIRST SYSTEM"))
+    await turn(process, conversation("q0", system="FIRST SYSTEM"))
+    assert process.commit(Turn("assistant", (text("x"),)))
+    await process.prepare(Plan(2, (), False), Binding("sonnet", "SECOND SYSTEM"))
+    await turn(process, conversation("q0", "x", "q1", system="SECOND SYSTEM"))
+    request = last_request(fake)
+    assert request["system_text"].endswith("SECOND SYSTEM") and "FIRST SYSTEM" not in request["system_text"]
+    assert [role for role, _ in texts(request)] == ["user", "assistant", "user"]
+    assert texts(request)[-1] == ("user", "q1")
+
+
+async def test_an_assistant_message_on_stdin_joins_the_conversation_in_place(
+    start: Any, fake: FakeAnthropicServer
+) -> None:
+    process = await start()
+    conv = conversation(("assistant", "Hello, how can I help?"), ("user", "q0"))
+    plan = process.plan(conv, Binding("sonnet"), "")
+    assert plan is not None and len(plan.append) == 1
+    await process.prepare(plan, Binding("sonnet"))
+    await turn(process, conv)
+    assert texts(last_request(fake)) == [("assistant", "Hello, how can I help?"), ("user", "q0")]
+
+
+async def test_a_user_turn_starting_with_a_slash_is_text(start: Any, fake: FakeAnthropicServer) -> None:
+    process = await start()
+    await turn(process, conversation("/clear and @etc/passwd"))
+    assert texts(last_request(fake)) == [("user", "/clear and @etc/passwd")]
+
+
+# --------------------------------------------------------------------------- what the CLI cannot do (yet)
+
+
+async def test_turn_handoff_is_refused_outside_a_managed_cloud_worker(start: Any) -> None:
+    process = await start()
+    with pytest.raises(CLIFailedError, match="turn_handoff_disabled"):
+        await process.control(
+            {
+                "subtype": "turn_handoff",
+                "messages": [
+                    {"type": "user", "uuid": str(uuid.uuid4()), "message": {"role": "user", "content": "q"}},
+                    {
+                        "type": "assistant",
+                        "uuid": str(uuid.uuid4()),
+                        "message": {"id": "msg_1", "role": "assistant", "content": [text("a")]},
+                    },
+                ],
+                "tool_use_ids": [],
+            }
+        )
+
+
+async def test_a_model_switch_within_a_conversation_adds_a_note_to_the_next_turn(
+    start: Any, fake: FakeAnthropicServer
+) -> None:
+    """Why the provider never switches the model of a conversation it keeps."""
+    process = await start()
+    await turn(process, conversation("q0"))
+    await process.control({"subtype": "set_model", "model": "haiku"})
+    await turn(process, conversation("q0", "x", "q1"))
+    last_user = texts(last_request(fake))[-1][1]
+    assert last_user != "q1", "the CLI no longer notes a model switch in the next turn: it may be bound late"
+    assert "/model" in last_user
+
+
+async def test_a_system_prompt_cannot_be_taken_back(start: Any) -> None:
+    process = await start()
+    await process.control({"subtype": "set_model", "model": "sonnet", "system_prompt": "some prompt"})
+    with pytest.raises(CLIFailedError):
+        await process.control({"subtype": "set_model", "model": "sonnet", "system_prompt": ""})
+
+
+async def test_an_earlier_user_turn_is_recorded_without_an_upstream_request(
+    start: Any, fake: FakeAnthropicServer
+) -> None:
+    process = await start(history=conversation("/clear first", "a0", "q1").history)
+    assert fake.messages_requests() == []
+    assert [held.role for held in process.held] == ["user", "assistant"]
+    await turn(process, conversation("/clear first", "a0", "q1"))
+    assert texts(last_request(fake)) == [("user", "/clear first"), ("assistant", "a0"), ("user", "q1")]
+
+
+def blocks(body: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The messages of a request as the prompt cache sees them: blocks, without ``cache_control``."""
+    out = []
+    for message in body["messages"]:
+        content = message["content"]
+        items = [text(content)] if isinstance(content, str) else content
+        out.append((message["role"], [{k: v for k, v in b.items() if k != "cache_control"} for b in items]))
+    return out
+
+
+async def test_a_written_history_is_a_stable_prompt_prefix(start: Any, fake: FakeAnthropicServer) -> None:
+    """The next turn's prompt starts with this turn's, so from the turn after a rebuild on the
+    prompt cache is read again. (The rebuilt turn itself differs from the prompt the conversation
+    had grown to elsewhere: the CLI puts its environment note after the first user turn it sends
+    upstream, not after the first it was given. That turn writes the cache anew.)"""
+    process = await start(history=conversation("q0", "a0", "q1").history)
+    await turn(process, conversation("q0", "a0", "q1"))
+    assert process.commit(Turn("assistant", (text("a1"),)))
+    first = blocks(last_request(fake)["body"])
+    await turn(process, conversation("q0", "a0", "q1", "a1", "q2"))
+    second = blocks(last_request(fake)["body"])
+    assert second[: len(first)] == first
+    assert [role for role, _ in second[len(first) :]] == ["assistant", "user"]
+    environment = [i for i, (role, b) in enumerate(first) if role == "system" and b and "Environment" in b[0]["text"]]
+    assert environment == [len(first) - 1], "the CLI moved its environment note: review the cache figures"
