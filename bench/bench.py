@@ -23,7 +23,7 @@ The conversation benchmark runs a chat of ``--turns`` turns (and ``--conversatio
 their own system prompts, interleaved) through one proxy with the provider's defaults, twice: as
 the client sends it (real turns) and flattened into one user message that quotes the earlier
 turns (the design before real turns). Per turn it prints the time to first token, the upstream
-request bytes and how far they exceed the client's own content, and the fake upstream's prompt
+request bytes and how far they exceed the client's own messages (as Messages API JSON), and the fake upstream's prompt
 cache figures: tokens read from the cache, written to it, and billed as plain input.
 """
 
@@ -399,6 +399,18 @@ def turn_text(conversation: int, turn: int, tokens: int) -> str:
     return " ".join(words)
 
 
+def client_bytes(messages: list[dict[str, str]]) -> int:
+    """The client's own content as the Messages API carries it: the system text, and the turns
+    as JSON messages (one text block each), so that what is counted above it is what we add."""
+    system = sum(len(m["content"].encode()) for m in messages if m["role"] == "system")
+    turns = [
+        {"role": m["role"], "content": [{"type": "text", "text": m["content"]}]}
+        for m in messages
+        if m["role"] != "system"
+    ]
+    return system + len(json.dumps(turns, ensure_ascii=False).encode())
+
+
 def flatten(history: list[dict[str, str]]) -> list[dict[str, str]]:
     """The design before real turns: every earlier turn quoted in one user message."""
     system = [m for m in history if m["role"] == "system"]
@@ -436,7 +448,7 @@ async def converse(
                 r for r in fake.messages_requests()[seen:] if f"[c{conversation} t{turn}]" in json.dumps(r["messages"])
             ]
             cache = record["cache"]
-            own = sum(len(m["content"].encode()) for m in sent)
+            own = client_bytes(sent)
             results.append(
                 Turn(
                     design=design,
@@ -480,7 +492,7 @@ def conversation_table(runs: dict[str, list[Turn]], args: argparse.Namespace) ->
         f"Conversation: {args.turns} turns of about {args.turn_tokens} tokens, streamed, one request at a time "
         f"({settings}). Upstream: the fake with its prompt-cache simulation.",
         "",
-        "| turn | design | TTFT s | upstream bytes | above client content | prompt tokens | cache read "
+        "| turn | design | TTFT s | upstream bytes | above client messages | prompt tokens | cache read "
         "| cache write | uncached | read / previous prompt |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -497,7 +509,7 @@ def conversation_table(runs: dict[str, list[Turn]], args: argparse.Namespace) ->
     lines += [
         "",
         "| run | requests | cache read / all prompt tokens | TTFT p50 s | TTFT p95 s | last turn - turn 2 TTFT s "
-        "| most above client content, bytes |",
+        "| most above client messages, bytes |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, turns in runs.items():

@@ -48,3 +48,39 @@ def test_bench_runs_and_reports_both_designs(tmp_path: Path) -> None:
         assert row["completions_per_s"] > 0 and row["peak_rss_mib"] > 0 and row["cpu_s_per_request"] > 0, row
         # Every request reached the fake upstream, with no tool definitions inflating it.
         assert 0 < row["upstream_overhead_bytes"] < 3 * 1024, (design, row)
+
+
+def test_conversation_bench_shows_cache_reads_for_real_turns_only(tmp_path: Path) -> None:
+    out = tmp_path / "conversation.json"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench.py"),
+            "--conversation",
+            "--turns",
+            "3",
+            "--conversations",
+            "1",
+            "--turn-tokens",
+            "1200",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| turn | design |" in done.stdout, done.stdout[-3000:]
+    report = json.loads(out.read_text())
+    turns, flattened = report["turns, 1 chat"], report["flattened, 1 chat"]
+    assert [t["turn"] for t in turns] == [1, 2, 3] == [t["turn"] for t in flattened]
+    for previous, turn in zip(turns, turns[1:], strict=False):
+        # Real turns: the previous turn's prompt is read back from the cache.
+        assert turn["cache_read"] >= 0.9 * previous["prompt_tokens"], (previous, turn)
+    # Flattened: the one growing user block never has a boundary where the last prompt ended.
+    assert all(t["cache_read"] == 0 for t in flattened), flattened
+    assert all(0 < t["overhead_bytes"] < 3 * 1024 for t in turns + flattened)

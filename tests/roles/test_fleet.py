@@ -6,6 +6,7 @@ the later ones (failover, kill, rotation) leave the fleet healthy again for the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -15,6 +16,8 @@ import urllib.request
 from typing import Any
 
 import pytest
+
+from tests.support.upstream import served_by, user_turns
 
 pytestmark = pytest.mark.fleet
 
@@ -118,6 +121,65 @@ def test_requests_through_the_load_balancer(converged: Fleet) -> None:
     auths = {r.get("auth") for r in converged.upstream_requests()}
     assert converged.token in auths, "the Claude token did not reach the upstream"
     assert len(seen) == 2, f"expected both gateways to answer, saw {seen}"
+
+
+def _converse(fleet: Fleet, tags: list[str], turns: int, *, affinity: bool) -> dict[str, list[str]]:
+    """Chats of ``turns`` turns, interleaved turn by turn; per chat, the gateway of each turn."""
+    histories = {tag: [{"role": "system", "content": f"{tag} system"}] for tag in tags}
+    gateways: dict[str, list[str]] = {tag: [] for tag in tags}
+    for turn in range(turns):
+        for tag, messages in histories.items():
+            messages.append({"role": "user", "content": f"{tag} q{turn}"})
+            headers = {"Authorization": f"Bearer {fleet.master_key}", "Content-Type": "application/json"}
+            if affinity:
+                headers["X-Conversation-Id"] = tag
+            body = json.dumps({"model": "sonnet", "messages": messages}).encode()
+            request = urllib.request.Request(f"{fleet.lb_url}/v1/chat/completions", data=body, headers=headers)
+            with urllib.request.urlopen(request, timeout=120) as resp:
+                answer = json.load(resp)["choices"][0]["message"]["content"]
+                gateways[tag].append(resp.headers.get("X-Upstream-Addr", ""))
+            messages.append({"role": "assistant", "content": answer})
+    return gateways
+
+
+def _affinity(fleet: Fleet, tags: list[str], turns: int) -> tuple[float, list[list[str]]]:
+    """Share of follow-up turns sent upstream by the CLI process that sent the turn before, and the
+    roles of each chat's last upstream request."""
+    records = fleet.upstream_requests()
+    hits = follow_ups = 0
+    last_roles = []
+    for tag in tags:
+        sessions = []
+        for turn in range(turns):
+            (record,) = [r for r in records if user_turns(r) and user_turns(r)[-1] == f"{tag} q{turn}"]
+            sessions.append(served_by(record))
+        follow_ups += turns - 1
+        hits += sum(1 for before, after in itertools.pairwise(sessions) if before == after)
+        last_roles.append([m["role"] for m in record["messages"] if m["role"] in ("user", "assistant")])
+    return hits / follow_ups, last_roles
+
+
+def test_conversation_affinity_through_the_load_balancer(converged: Fleet) -> None:
+    """With X-Conversation-Id a chat stays on one gateway and its process: each follow-up is only
+    written, never rebuilt. Without it the turns spread over the gateways and are rebuilt there,
+    still as real turns."""
+    turns, expected_roles = 4, ["user", "assistant"] * 3 + ["user"]
+    # Two chats: even if both hash to one gateway, its two warm processes hold both.
+    sticky = [f"affine-{i}" for i in range(2)]
+    gateways = _converse(converged, sticky, turns, affinity=True)
+    for tag, seen in gateways.items():
+        assert len(set(seen)) == 1, f"{tag} moved between gateways: {seen}"
+    hit_rate, roles = _affinity(converged, sticky, turns)
+    assert all(r == expected_roles for r in roles), roles
+
+    loose = [f"loose-{i}" for i in range(3)]  # an odd count: alternating gateways split every chat
+    spread = _converse(converged, loose, turns, affinity=False)
+    loose_rate, loose_roles = _affinity(converged, loose, turns)
+    assert all(r == expected_roles for r in loose_roles), loose_roles
+    print(f"\naffinity hit rate through the LB: {hit_rate:.0%} with X-Conversation-Id, {loose_rate:.0%} without")
+    print(f"gateways per chat without it: { {tag: len(set(seen)) for tag, seen in spread.items()} }")
+    # Every follow-up found the process that answered the turn before.
+    assert hit_rate == 1.0, (hit_rate, gateways)
 
 
 def test_streaming_is_incremental_through_nginx(converged: Fleet) -> None:

@@ -92,8 +92,9 @@ class Settings:
     warm_enabled: bool = field(
         default=True,
         metadata=_doc(
-            "Keep Claude Code processes ready ahead of requests, and reuse them after a verified reset of "
-            "their conversation, so a request does not pay start-up. `false`: one fresh process per request."
+            "Keep Claude Code processes ready ahead of requests, and keep each conversation in the process "
+            "that answered it, so a request does not pay start-up and a follow-up turn is written alone. "
+            "`false`: one fresh process per request."
         ),
     )
     warm_max: int = field(
@@ -108,7 +109,10 @@ class Settings:
     )
     warm_max_uses: int = field(
         default=100,
-        metadata=_doc("Requests one process serves (one at a time, reset in between) before it is replaced."),
+        metadata=_doc(
+            "Requests one process serves (one at a time) before it is replaced; "
+            "a conversation it held is rebuilt in another."
+        ),
     )
     warm_max_age: float = field(
         default=900.0,
