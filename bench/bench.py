@@ -18,6 +18,7 @@ first token is measured directly and shown in the first row, so the table reads 
     python bench/bench.py                       # both designs, concurrency 1, 4, 8
     python bench/bench.py --designs warm --concurrency 1 8 --requests 16
     python bench/bench.py --conversation        # 10-turn chats: real turns vs flattened
+    python bench/bench.py --mixed               # several apps' system prompts, models mixed
 
 The conversation benchmark runs a chat of ``--turns`` turns (and ``--conversations`` chats with
 their own system prompts, interleaved) through one proxy with the provider's defaults, twice: as
@@ -59,6 +60,8 @@ CONFIG = """\
 model_list:
   - model_name: sonnet
     litellm_params: {model: claude-code/sonnet}
+  - model_name: haiku
+    litellm_params: {model: claude-code/haiku}
 litellm_settings:
   custom_provider_map:
     - {provider: claude-code, custom_handler: litellm_claude_code.handler}
@@ -525,6 +528,142 @@ def conversation_table(runs: dict[str, list[Turn]], args: argparse.Namespace) ->
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- mixed traffic
+
+APPS = (
+    "You are the support assistant of an online shop. Answer politely and briefly.",
+    "You are a code reviewer. Point out bugs first, style last.",
+    "You are a translator: translate the user's text into French.",
+    "You are a helpful assistant. The current date and time is {now}.",  # changes per request
+)
+
+
+@dataclass
+class MixedRow:
+    design: str
+    concurrency: int
+    requests: int
+    errors: int
+    ttft_p50: float
+    ttft_p90: float
+    overhead_p50: float
+    overhead_p90: float
+    warm_hit_rate: float
+    cpu_s_per_request: float
+
+
+def mixed_request(index: int) -> tuple[str, list[dict[str, str]]]:
+    """Request ``index`` of the mixed traffic: four apps in turn, one of them with a system prompt
+    that changes per request (a chat UI putting the time in), every fifth request on haiku."""
+    app = APPS[index % len(APPS)].format(now=f"2026-12-01 10:{index // 60 % 60:02d}:{index % 60:02d}")
+    model = "haiku" if index % 5 == 4 else "sonnet"
+    return model, [{"role": "system", "content": app}, {"role": "user", "content": f"{PROMPT} ({index})"}]
+
+
+async def drive_mixed(port: int, concurrency: int, start: int, count: int) -> tuple[list[float], int]:
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=MASTER_KEY, max_retries=0, timeout=300)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(start, start + count):
+        queue.put_nowait(index)
+    ttfts: list[float] = []
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        while not queue.empty():
+            model, messages = mixed_request(queue.get_nowait())
+            started = time.perf_counter()
+            try:
+                stream = await client.chat.completions.create(model=model, messages=messages, stream=True)  # type: ignore[arg-type]
+                first = None
+                async for chunk in stream:
+                    if first is None and chunk.choices and chunk.choices[0].delta.content:
+                        first = time.perf_counter() - started
+                ttfts.append(first if first is not None else time.perf_counter() - started)
+            except Exception as exc:
+                errors += 1
+                print(f"  request failed: {exc}", file=sys.stderr)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await client.close()
+    return ttfts, errors
+
+
+def warm_lines(log: Path) -> list[bool]:
+    """``warm=`` of every request the proxy logged so far."""
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    return [" warm=true " in line for line in text.splitlines() if "claude_code_request " in line]
+
+
+def run_mixed(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path) -> list[MixedRow]:
+    upstream_first = upstream_ttft(fake)[0]
+    rows = []
+    for design in args.designs:
+        settings = {"log_level": "INFO", "warm_enabled": "true" if design == "warm" else "false"}
+        if args.warm_max is not None:
+            settings["warm_max"] = str(args.warm_max)
+        if args.max_concurrency is not None:
+            settings["max_concurrency"] = str(args.max_concurrency)
+        proc, port = start_proxy(design, fake, workdir, settings)
+        log = workdir / f"proxy-{design}.log"
+        try:
+            sampler = TreeSampler(proc.pid)
+            asyncio.run(drive(port, 1, 2))  # first contact: import paths, the first process
+            start = 0
+            for concurrency in args.concurrency:
+                count = max(args.requests, concurrency * 4)
+                seen = len(warm_lines(log))
+                cpu_before = sampler.cpu_seconds()
+                ttfts, errors = asyncio.run(drive_mixed(port, concurrency, start, count))
+                start += count
+                cpu = sampler.cpu_seconds() - cpu_before
+                time.sleep(0.5)  # the last log lines
+                warm = warm_lines(log)[seen:]
+                overheads = [t - upstream_first for t in ttfts]
+                rows.append(
+                    MixedRow(
+                        design=design,
+                        concurrency=concurrency,
+                        requests=count,
+                        errors=errors,
+                        ttft_p50=percentile(ttfts, 0.5),
+                        ttft_p90=percentile(ttfts, 0.9),
+                        overhead_p50=percentile(overheads, 0.5),
+                        overhead_p90=percentile(overheads, 0.9),
+                        warm_hit_rate=sum(warm) / len(warm) if warm else 0.0,
+                        cpu_s_per_request=cpu / max(1, len(ttfts)),
+                    )
+                )
+                print(f"  mixed {design} c={concurrency}: done", file=sys.stderr)
+        finally:
+            stop_proxy(proc)
+    return rows
+
+
+def mixed_table(rows: list[MixedRow], args: argparse.Namespace) -> str:
+    settings = ", ".join(
+        f"{name}={value}"
+        for name, value in (("WARM_MAX", args.warm_max), ("MAX_CONCURRENCY", args.max_concurrency))
+        if value is not None
+    )
+    lines = [
+        "Mixed traffic: four apps' system prompts in turn, one of them changing per request, every fifth "
+        f"request on haiku; streamed ({settings or 'provider defaults'}).",
+        "",
+        "| design | conc. | requests | TTFT p50 | TTFT p90 | above upstream p50 | above upstream p90 | warm hits "
+        "| CPU-s/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        errors = f" ({row.errors} failed)" if row.errors else ""
+        lines.append(
+            f"| {row.design} | {row.concurrency} | {row.requests}{errors} | {row.ttft_p50:.3f} | {row.ttft_p90:.3f} "
+            f"| {row.overhead_p50:.3f} | {row.overhead_p90:.3f} | {row.warm_hit_rate:.0%} "
+            f"| {row.cpu_s_per_request:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--designs", nargs="+", default=["warm", "cold"], choices=["warm", "cold"])
@@ -535,6 +674,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument(
         "--conversation", action="store_true", help="run the conversation benchmark instead (real turns vs flattened)"
+    )
+    parser.add_argument("--mixed", action="store_true", help="run the mixed-traffic benchmark instead (several apps)")
+    parser.add_argument(
+        "--max-concurrency", type=int, help="mixed: LITELLM_CLAUDE_CODE_MAX_CONCURRENCY (default: the provider's)"
     )
     parser.add_argument("--turns", type=int, default=10, help="conversation: turns per chat")
     parser.add_argument("--turn-tokens", type=int, default=2000, help="conversation: tokens of each user turn")
@@ -564,6 +707,13 @@ def main(argv: list[str] | None = None) -> int:
                 report = {label: [asdict(turn) for turn in turns] for label, turns in runs.items()}
                 args.json.write_text(json.dumps(report, indent=2))
             return 0
+        if args.mixed:
+            mixed = run_mixed(args, fake, workdir)
+            print(mixed_table(mixed, args))
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps({"mixed": [asdict(row) for row in mixed]}, indent=2))
+            return 0 if not any(row.errors for row in mixed) else 1
         upstream = upstream_ttft(fake)
         rows: list[Row] = []
         for design in args.designs:

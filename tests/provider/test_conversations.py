@@ -372,3 +372,27 @@ def test_from_the_second_turn_on_the_prompt_is_read_from_the_cache(proxy: Proxy,
             assert upstream["read"] >= 0.95 * prompts[-1], (index, upstream, prompts)
         prompts.append(usage.prompt_tokens)
         messages.append({"role": "assistant", "content": answer})
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+async def test_every_model_alias_takes_a_system_prompt_and_a_new_one_mid_conversation(
+    make_chat: Any, fake: FakeAnthropicServer, warm: bool
+) -> None:
+    """A process started for ``haiku`` could not be given a system prompt (the CLI does not match
+    that alias in ``only_if_model_is_current``); a chat UI changes its system prompt every turn."""
+    chat = make_chat(warm_enabled=warm)
+    for model in ("haiku", "opus", "sonnet"):
+        tag = f"SYSALIAS-{model}"
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": f"{tag} at 10:00"},
+            {"role": "user", "content": f"{tag} q0"},
+        ]
+        answer = await chat.send(messages, model=f"{chat.name}/{model}")
+        messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": f"{tag} q1"}]
+        messages[0] = {"role": "system", "content": f"{tag} at 10:01"}
+        await chat.send(messages, model=f"{chat.name}/{model}")
+        first, last = last_request_with(fake, f"{tag} q0"), last_request_with(fake, f"{tag} q1")
+        assert first["system_text"].endswith(f"{tag} at 10:00")
+        assert last["system_text"].endswith(f"{tag} at 10:01")
+        assert model in last["model"]
+        assert [role for role, _ in texts(last)] == ["user", "assistant", "user"]

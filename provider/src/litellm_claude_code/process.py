@@ -142,6 +142,9 @@ class CliProcess:
     ) -> None:
         self.launch = launch
         self.binding = Binding(binding.model, None, binding.max_output_tokens)
+        # The model id the CLI resolved the binding's model to, once a set_model answer named it:
+        # ``only_if_model_is_current`` does not match every alias (``haiku`` fails, CLI 2.1.332).
+        self._resolved_model: str | None = None
         self.workspace = Workspace.create(settings.state_dir)
         self.held: list[HeldTurn] = []
         self._client = ClaudeSDKClient(
@@ -307,19 +310,18 @@ class CliProcess:
             request: dict[str, Any] = {"subtype": "set_model", "model": binding.model}
             if binding.system_prompt is not None:
                 request["system_prompt"] = binding.system_prompt
-            await self.control(request)
+            self._learn_model(await self.control(request))
             current = Binding(binding.model, binding.system_prompt or current.system_prompt, current.max_output_tokens)
         if binding.system_prompt != current.system_prompt:
             if binding.system_prompt is None:
                 raise RuntimeError("a system prompt once set cannot be removed")
-            await self.control(
-                {
-                    "subtype": "set_model",
-                    "model": current.model,
-                    "system_prompt": binding.system_prompt,
-                    "only_if_model_is_current": True,
-                }
-            )
+            request = {"subtype": "set_model", "model": current.model, "system_prompt": binding.system_prompt}
+            if self.held:
+                # On a conversation, a set_model that switched models would leave a note in the
+                # next user turn; this one only changes the system prompt, and says so.
+                request["model"] = self._resolved_model or current.model
+                request["only_if_model_is_current"] = True
+            self._learn_model(await self.control(request))
             current = Binding(current.model, binding.system_prompt, current.max_output_tokens)
         if binding.max_output_tokens != current.max_output_tokens:
             value = str(binding.max_output_tokens) if binding.max_output_tokens else ""
@@ -328,6 +330,10 @@ class CliProcess:
             )
             current = Binding(current.model, current.system_prompt, binding.max_output_tokens)
         self.binding = current
+
+    def _learn_model(self, answer: dict[str, Any]) -> None:
+        if isinstance(answer.get("model"), str) and answer["model"]:
+            self._resolved_model = answer["model"]
 
     async def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one control request to the CLI and return its answer (an error answer raises)."""
@@ -375,6 +381,8 @@ class CliProcess:
             async for item in self._client.receive_response():
                 if isinstance(item, AssistantMessage) and item.uuid and item.parent_tool_use_id is None:
                     self._turn = (user, item.uuid)
+                    if self._resolved_model is None and item.model:
+                        self._resolved_model = item.model  # the id the CLI sent upstream
                 if isinstance(item, ResultMessage):
                     self.completed = True
                 yield item

@@ -1292,7 +1292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s fake-anthropic %(message)s",
+        force=True,  # an import may have configured logging already; --quiet must still hold
     )
+    LOG.setLevel(logging.WARNING if args.quiet else logging.INFO)
     keys = list(args.accept_key)
     env_keys = os.environ.get("FAKE_ANTHROPIC_ACCEPT_KEYS", "")
     keys += [k.strip() for k in env_keys.split(",") if k.strip()]
