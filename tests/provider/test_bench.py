@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -78,7 +79,7 @@ def test_conversation_bench_shows_cache_reads_for_real_turns_only(tmp_path: Path
     report = json.loads(out.read_text())
     turns, flattened = report["turns, 1 chat"], report["flattened, 1 chat"]
     assert [t["turn"] for t in turns] == [1, 2, 3] == [t["turn"] for t in flattened]
-    for previous, turn in zip(turns, turns[1:], strict=False):
+    for previous, turn in itertools.pairwise(turns):
         # Real turns: the previous turn's prompt is read back from the cache.
         assert turn["cache_read"] >= 0.9 * previous["prompt_tokens"], (previous, turn)
     # Flattened: the one growing user block never has a boundary where the last prompt ended.
