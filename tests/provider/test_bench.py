@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,22 +17,12 @@ from tests.support.stack import REPO
 pytestmark = pytest.mark.integration
 
 
-def test_bench_runs_and_reports_both_designs(tmp_path: Path) -> None:
+def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """Run bench/bench.py with ``args``; its table and its JSON report."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "bench.py"),
-            "--concurrency",
-            "1",
-            "--requests",
-            "2",
-            "--tokens",
-            "5",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, str(REPO / "bench" / "bench.py"), *args, "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -39,8 +30,12 @@ def test_bench_runs_and_reports_both_designs(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "| design | conc." in done.stdout, done.stdout[-3000:]
-    report = json.loads(out.read_text())
+    return done.stdout, json.loads(out.read_text())
+
+
+def test_bench_runs_and_reports_both_designs(tmp_path: Path) -> None:
+    stdout, report = run_bench(tmp_path, "--concurrency", "1", "--requests", "2", "--tokens", "5")
+    assert "| design | conc." in stdout, stdout[-3000:]
     rows = {row["design"]: row for row in report["rows"]}
     assert set(rows) == {"warm", "cold"}
     for design, row in rows.items():
@@ -52,31 +47,9 @@ def test_bench_runs_and_reports_both_designs(tmp_path: Path) -> None:
 
 
 def test_conversation_bench_shows_cache_reads_for_real_turns_only(tmp_path: Path) -> None:
-    out = tmp_path / "conversation.json"
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "bench.py"),
-            "--conversation",
-            "--turns",
-            "3",
-            "--conversations",
-            "1",
-            "--turn-tokens",
-            "1200",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "| turn | design |" in done.stdout, done.stdout[-3000:]
-    report = json.loads(out.read_text())
+    args = ("--conversation", "--turns", "3", "--conversations", "1", "--turn-tokens", "1200")
+    stdout, report = run_bench(tmp_path, *args)
+    assert "| turn | design |" in stdout, stdout[-3000:]
     turns, flattened = report["turns, 1 chat"], report["flattened, 1 chat"]
     assert [t["turn"] for t in turns] == [1, 2, 3] == [t["turn"] for t in flattened]
     for previous, turn in itertools.pairwise(turns):
@@ -85,3 +58,16 @@ def test_conversation_bench_shows_cache_reads_for_real_turns_only(tmp_path: Path
     # Flattened: the one growing user block never has a boundary where the last prompt ended.
     assert all(t["cache_read"] == 0 for t in flattened), flattened
     assert all(0 < t["overhead_bytes"] < 3 * 1024 for t in turns + flattened)
+
+
+def test_mixed_bench_serves_every_app_and_model(tmp_path: Path) -> None:
+    # Five requests: four apps' system prompts (one new each time) and a haiku request.
+    stdout, report = run_bench(tmp_path, "--mixed", "--concurrency", "1", "--requests", "5", "--tokens", "5")
+    assert "| design | conc. | requests | TTFT p50" in stdout, stdout[-3000:]
+    rows = {row["design"]: row for row in report["mixed"]}
+    assert set(rows) == {"warm", "cold"}
+    assert all(row["errors"] == 0 and row["requests"] == 5 for row in rows.values()), rows
+    assert rows["cold"]["warm_hit_rate"] == 0
+    # Late binding: a spare fits whatever app or model comes next (one may still be starting
+    # on a loaded machine).
+    assert rows["warm"]["warm_hit_rate"] >= 0.8, rows["warm"]
