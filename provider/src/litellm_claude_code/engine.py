@@ -40,7 +40,7 @@ from .pool import ProcessPool
 from .process import CliProcess
 from .settings import Settings
 from .slots import Slots
-from .streaming import Outcome, text_deltas
+from .streaming import Delta, Outcome, deltas
 
 _LIVE: weakref.WeakSet[CliProcess] = weakref.WeakSet()
 
@@ -149,8 +149,8 @@ class Engine:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def stream(self, request: Request, outcome: Outcome) -> AsyncIterator[str]:
-        """Yield the reply's text as it arrives; fill ``outcome``; raise mapped errors.
+    async def stream(self, request: Request, outcome: Outcome) -> AsyncIterator[Delta]:
+        """Yield the reply's pieces (:class:`~.streaming.Delta`) as they arrive; fill ``outcome``; raise mapped errors.
 
         Nothing is yielded before the CLI produced text, so every error that can happen
         before that (queue full, bad credentials, upstream refusal) reaches the client as an
@@ -189,11 +189,11 @@ class Engine:
                         # aclosing: the CLI's message stream is closed as soon as the answer is
                         # complete, so the process is idle (and reusable) right away.
                         async with contextlib.aclosing(messages):
-                            async for text in text_deltas(messages, outcome, token_setting=launch.credential.setting):
+                            async for delta in deltas(messages, outcome, token_setting=launch.credential.setting):
                                 if record.ttft_ms is None:
                                     record.ttft_ms = (time.monotonic() - started) * 1000
                                 yielded = True
-                                yield text
+                                yield delta
                         break
                     except (CLIFailedError, _WarmUnresponsive):
                         if yielded or not lease.warm:

@@ -140,9 +140,9 @@ class ClaudeCodeProvider(CustomLLM):
     async def _chunks(self, request: Request) -> AsyncIterator[GenericStreamingChunk]:
         outcome = Outcome()
         try:
-            async for text in _in_own_task(self.engine().stream(request, outcome)):
+            async for delta in _in_own_task(self.engine().stream(request, outcome)):
                 yield GenericStreamingChunk(
-                    text=text, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
+                    text=delta.text, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
                 )
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
@@ -166,7 +166,7 @@ class ClaudeCodeProvider(CustomLLM):
         )
         outcome = Outcome()
         try:
-            parts = [text async for text in self.engine().stream(request, outcome)]
+            parts = [delta.text async for delta in self.engine().stream(request, outcome)]
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         response = kwargs.get("model_response")

@@ -80,6 +80,34 @@ class Usage:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of one tool call of the answer, in OpenAI's streaming terms.
+
+    The first piece of a call carries its ``id`` and ``name``; later pieces carry only more of
+    ``arguments`` (JSON text, streamed in fragments). ``index`` is the call's position among the
+    answer's tool calls.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One piece of the answer as the client receives it: text, reasoning, or part of a tool call.
+
+    The engine yields these in order; the provider maps each onto a LiteLLM streaming chunk
+    (and concatenates them for a non-streamed response).
+    """
+
+    text: str = ""
+    reasoning: str = ""
+    tool_call: ToolCallDelta | None = None
+
+
 @dataclass(slots=True)
 class Outcome:
     """How a request ended: set once the CLI's result arrives."""
@@ -152,7 +180,14 @@ class _Transcript:
 
 
 async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_setting: str) -> AsyncIterator[str]:
-    """Yield reply text as it streams; fill ``outcome``; raise mapped errors."""
+    """The text of :func:`deltas` alone (reasoning and tool calls left out)."""
+    async for delta in deltas(messages, outcome, token_setting=token_setting):
+        if delta.text:
+            yield delta.text
+
+
+async def deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_setting: str) -> AsyncIterator[Delta]:
+    """Yield the answer's pieces as they stream; fill ``outcome``; raise mapped errors."""
     transcript = _Transcript()
     streamed = ""  # this attempt's text, from stream deltas
     assembled = ""  # this attempt's text, from complete assistant messages
@@ -209,7 +244,7 @@ async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, tok
             return
         if tail:
             outcome.parts.append(tail)
-            yield tail
+            yield Delta(text=tail)
     raise CLIFailedError(
         "Claude Code ended without a result. Set LITELLM_CLAUDE_CODE_LOG_LEVEL=DEBUG to log the CLI's stderr."
     )
