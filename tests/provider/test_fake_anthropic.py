@@ -701,13 +701,14 @@ def test_cli_stream_error_falls_back_to_non_streaming(fake_anthropic: FakeAnthro
 @pytest.mark.integration
 def test_cli_tool_use_round_trip(fake_anthropic: FakeAnthropicServer, tmp_path: Path) -> None:
     """A tool call makes the CLI send a second request ending in a tool_result;
-    that message carries no directive, so it gets the queue/default reply."""
+    that message carries no directive, so it gets the reply quoting the results."""
     prompt = "go " + directive(tool_use={"name": "Bash", "input": {"command": "ls"}})
     proc, result, _ = run_cli(fake_anthropic, tmp_path, prompt)
     assert proc.returncode == 0
     first, second = fake_anthropic.messages_requests()
     assert first["scenario_source"] == "directive"
-    assert second["scenario_source"] == "default"
+    assert second["scenario_source"] == "tool_results"
     last = second["messages"][-1]
     assert last["role"] == "user" and last["content"][0]["type"] == "tool_result"
-    assert result["result"].startswith("fake reply from")
+    call = last["content"][0]["tool_use_id"]
+    assert result["result"].startswith(f"Tool results: Bash({call}) -> ")

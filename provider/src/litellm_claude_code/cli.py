@@ -30,6 +30,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 from .credentials import Credential
 from .errors import CLINotFoundError, ConfigurationError
 from .settings import Settings
+from .tools import SERVER, ToolSet, hooks, mcp_server
 
 # Variables passed through from the service environment when set: network plumbing the CLI
 # may need behind a corporate proxy or with a private CA. Nothing secret by nature.
@@ -67,6 +68,9 @@ QUIET_VARIABLES = {
     "DISABLE_BUG_COMMAND": "1",
     "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
     "CLAUDE_CODE_IDE_SKIP_AUTO_INSTALL": "1",
+    # Client tools reach Claude as its tool list, not behind the CLI's tool search (which
+    # withholds MCP tools and adds a "DeferredToolPlaceholder" tool of its own).
+    "ENABLE_TOOL_SEARCH": "false",
 }
 
 # Largest single JSON line read from the CLI. The SDK's default (1 MiB) is too small for some
@@ -160,11 +164,13 @@ class Launch:
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """What a request asks of the process that answers it, all changeable while it runs."""
+    """What a request asks of the process that answers it, all changeable while it runs but the tools."""
 
     model: str
     system_prompt: str | None = None
     max_output_tokens: int | None = None
+    tools: ToolSet | None = None
+    """The client's tools, fixed when the process starts (a CLI lists its MCP tools once)."""
 
 
 @dataclass(slots=True)
@@ -283,17 +289,22 @@ def build_options(
     cli: str,
     stderr: Callable[[str], None] | None,
 ) -> ClaudeAgentOptions:
-    """SDK options for one process: no tools, no settings, private files, partial messages on.
+    """SDK options for one process: no tools of its own, no settings, private files, partial messages on.
+
+    The client's tools, if the binding has any, are the only tools: one in-process MCP server
+    lists them, and a PreToolUse hook defers every call (:mod:`.tools`).
 
     The system prompt is never given here: the process starts with none (``--system-prompt
     ""``: no 7 KB preset upstream, and nothing on the command line that other local users
     could read) and with the prompt snapshot off, so a system prompt set later over the
     control channel applies from the next turn on.
     """
+    client_tools = binding.tools
     return ClaudeAgentOptions(
         tools=[],
         allowed_tools=[],
-        mcp_servers={},
+        mcp_servers={SERVER: mcp_server(client_tools)} if client_tools else {},
+        hooks=hooks() if client_tools else None,
         strict_mcp_config=True,
         setting_sources=[],
         system_prompt={"type": "custom", "prompt": "", "snapshot": False},

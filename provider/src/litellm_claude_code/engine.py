@@ -34,13 +34,14 @@ from claude_agent_sdk.types import Message
 from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
 from .credentials import resolve_credential
 from .errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
-from .messages import Conversation, assistant_text_turn
+from .messages import Conversation
 from .observability import RequestRecord, logger, redact, remember_secret
 from .pool import ProcessPool
 from .process import CliProcess
 from .settings import Settings
 from .slots import Slots
 from .streaming import Delta, Outcome, deltas
+from .tools import ToolSet, answer_turn
 
 _LIVE: weakref.WeakSet[CliProcess] = weakref.WeakSet()
 
@@ -65,10 +66,12 @@ class Request:
     tenant: str = ""
     """Who asks (the LiteLLM key, hashed): a process serves one for life, and affinity never crosses."""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    tools: ToolSet | None = None
+    """The client's tools (the conversation names earlier calls as Claude saw them, :func:`.tools.to_wire`)."""
 
     @property
     def binding(self) -> Binding:
-        return Binding(self.model, self.conversation.system, self.max_output_tokens)
+        return Binding(self.model, self.conversation.system, self.max_output_tokens, self.tools)
 
 
 class Engine:
@@ -130,7 +133,7 @@ class Engine:
             process.kill()
             self.pool.checkin(process, keep=False)
         elif process.completed:
-            self.pool.checkin(process, keep=process.commit(assistant_text_turn(outcome.text)))
+            self.pool.checkin(process, keep=process.commit(answer_turn(outcome.text, outcome.tool_calls)))
         else:
             task = asyncio.get_running_loop().create_task(self._drop_turn(process))
             self._finishing.add(task)
@@ -189,7 +192,12 @@ class Engine:
                         # aclosing: the CLI's message stream is closed as soon as the answer is
                         # complete, so the process is idle (and reusable) right away.
                         async with contextlib.aclosing(messages):
-                            async for delta in deltas(messages, outcome, token_setting=launch.credential.setting):
+                            async for delta in deltas(
+                                messages,
+                                outcome,
+                                token_setting=launch.credential.setting,
+                                client_tools=request.tools is not None,
+                            ):
                                 if record.ttft_ms is None:
                                     record.ttft_ms = (time.monotonic() - started) * 1000
                                 yielded = True

@@ -112,6 +112,8 @@ def plan_for(
         return None
     if binding.system_prompt is None and current.system_prompt is not None:
         return None  # a system prompt once given cannot be taken back
+    if binding.tools != current.tools:
+        return None  # a process lists the client's tools once, when it starts
     history = conversation.history
     chains = chain_of(history)
     keep = 0
@@ -141,7 +143,7 @@ class CliProcess:
         stderr: Callable[[str], None] | None = None,
     ) -> None:
         self.launch = launch
-        self.binding = Binding(binding.model, None, binding.max_output_tokens)
+        self.binding = Binding(binding.model, None, binding.max_output_tokens, binding.tools)
         # The model id the CLI resolved the binding's model to, once a set_model answer named it:
         # ``only_if_model_is_current`` does not match every alias (``haiku`` fails, CLI 2.1.332).
         self._resolved_model: str | None = None
@@ -304,6 +306,8 @@ class CliProcess:
 
     async def _bind(self, binding: Binding) -> None:
         current = self.binding
+        if binding.tools != current.tools:
+            raise RuntimeError("a process's tools are fixed when it starts")
         if binding.model != current.model:
             if self.held:
                 raise RuntimeError("the model of a conversation in progress cannot change")
@@ -311,7 +315,9 @@ class CliProcess:
             if binding.system_prompt is not None:
                 request["system_prompt"] = binding.system_prompt
             self._learn_model(await self.control(request))
-            current = Binding(binding.model, binding.system_prompt or current.system_prompt, current.max_output_tokens)
+            current = Binding(
+                binding.model, binding.system_prompt or current.system_prompt, current.max_output_tokens, current.tools
+            )
         if binding.system_prompt != current.system_prompt:
             if binding.system_prompt is None:
                 raise RuntimeError("a system prompt once set cannot be removed")
@@ -322,13 +328,13 @@ class CliProcess:
                 request["model"] = self._resolved_model or current.model
                 request["only_if_model_is_current"] = True
             self._learn_model(await self.control(request))
-            current = Binding(current.model, binding.system_prompt, current.max_output_tokens)
+            current = Binding(current.model, binding.system_prompt, current.max_output_tokens, current.tools)
         if binding.max_output_tokens != current.max_output_tokens:
             value = str(binding.max_output_tokens) if binding.max_output_tokens else ""
             await self.control(
                 {"subtype": "apply_flag_settings", "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": value}}}
             )
-            current = Binding(current.model, current.system_prompt, binding.max_output_tokens)
+            current = Binding(current.model, current.system_prompt, binding.max_output_tokens, current.tools)
         self.binding = current
 
     def _learn_model(self, answer: dict[str, Any]) -> None:

@@ -21,23 +21,21 @@ from typing import Any, TypeVar, cast
 
 import litellm
 from litellm.llms.custom_llm import CustomLLM
-from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
+from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, ModelResponse, Usage
 
 from ._compat import check_cli_version, cli_version
 from .engine import Engine, Request
 from .errors import BadRequestError, ClaudeCodeError, for_litellm
-from .messages import Conversation, convert_messages
+from .messages import convert_messages
 from .observability import configure
 from .settings import Settings
-from .streaming import Outcome
+from .streaming import Outcome, ToolCallDelta
+from .tools import client_name, to_wire, tool_request
 
 T = TypeVar("T")
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,127}$")
-_UNSUPPORTED = {
-    "tools": "tool calling is not available: the Claude Code CLI runs here with no tools",
-    "functions": "function calling is not available: the Claude Code CLI runs here with no tools",
-}
+_UNSUPPORTED: dict[str, str] = {}
 
 
 class ClaudeCodeProvider(CustomLLM):
@@ -103,7 +101,9 @@ class ClaudeCodeProvider(CustomLLM):
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise BadRequestError("max_tokens must be a positive integer.")
         conversation = convert_messages(messages)
-        _refuse_tool_history(conversation)
+        tools = tool_request(params, conversation).tools
+        if tools is not None:
+            conversation = to_wire(conversation)
         request_timeout = settings.request_timeout
         seconds = _timeout_seconds(timeout)
         if seconds is not None:
@@ -115,6 +115,7 @@ class ClaudeCodeProvider(CustomLLM):
             timeout=request_timeout,
             max_output_tokens=max_tokens,
             tenant=_tenant(litellm_params),
+            tools=tools,
         )
         call_id = (litellm_params or {}).get("litellm_call_id")
         if isinstance(call_id, str) and call_id:
@@ -142,7 +143,12 @@ class ClaudeCodeProvider(CustomLLM):
         try:
             async for delta in _in_own_task(self.engine().stream(request, outcome)):
                 yield GenericStreamingChunk(
-                    text=delta.text, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
+                    text=delta.text,
+                    is_finished=False,
+                    finish_reason="",
+                    usage=None,
+                    index=0,
+                    tool_use=_tool_call_chunk(delta.tool_call) if delta.tool_call else None,
                 )
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
@@ -166,7 +172,7 @@ class ClaudeCodeProvider(CustomLLM):
         )
         outcome = Outcome()
         try:
-            parts = [delta.text async for delta in self.engine().stream(request, outcome)]
+            parts = [delta.text async for delta in self.engine().stream(request, outcome) if delta.text]
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         response = kwargs.get("model_response")
@@ -249,13 +255,15 @@ def _tenant(litellm_params: dict[str, Any] | None) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _refuse_tool_history(conversation: Conversation) -> None:
-    for turn in conversation.turns:
-        if any(block.get("type") in ("tool_use", "tool_result") for block in turn.content):
-            raise BadRequestError(
-                f"messages[{turn.index}] holds tool calls or tool results, which Claude accepts only with the tools "
-                "they call; this gateway runs Claude Code with no tools. Send the results as user text instead."
-            )
+def _tool_call_chunk(piece: ToolCallDelta) -> Any:
+    """A tool-call piece as LiteLLM's streaming chunk carries it (OpenAI's ``delta.tool_calls[i]``)."""
+    name = client_name(piece.name) if piece.name is not None else None
+    return {
+        "id": piece.id,
+        "type": "function",
+        "function": {"name": name, "arguments": piece.arguments},
+        "index": piece.index,
+    }
 
 
 def _timeout_seconds(timeout: Any) -> float | None:
@@ -271,7 +279,14 @@ def _timeout_seconds(timeout: Any) -> float | None:
 
 def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: str) -> ModelResponse:
     choice = response.choices[0]
-    choice.message.content = text
+    choice.message.content = text if text or not outcome.tool_calls else None
+    if outcome.tool_calls:
+        choice.message.tool_calls = [  # type: ignore[union-attr]
+            ChatCompletionMessageToolCall(
+                id=call.id, type="function", function=Function(name=client_name(call.name), arguments=call.arguments)
+            )
+            for call in outcome.tool_calls
+        ]
     choice.finish_reason = cast(Any, outcome.finish_reason)
     response.model = outcome.model or model
     response.created = int(time.time())

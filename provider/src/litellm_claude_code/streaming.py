@@ -9,11 +9,12 @@ totals are exact.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, TextBlock
+from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, TextBlock, ToolUseBlock
 from claude_agent_sdk.types import Message, StreamEvent
 
 from .errors import (
@@ -26,6 +27,7 @@ from .errors import (
     UpstreamServerError,
     from_upstream_status,
 )
+from .tools import ToolCall
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -33,6 +35,7 @@ FINISH_REASONS = {
     "max_tokens": "length",
     "refusal": "content_filter",
     "tool_use": "stop",  # no client tools: the text so far is the answer
+    "tool_deferred": "tool_calls",  # client tools: the calls are handed back (tools.py)
     "pause_turn": "stop",
 }
 
@@ -118,6 +121,8 @@ class Outcome:
     model: str | None = None
     cost_usd: float | None = None
     parts: list[str] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """Claude's calls of client tools, as the CLI named them, in order (set when the answer ends)."""
 
     @property
     def text(self) -> str:
@@ -186,9 +191,44 @@ async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, tok
             yield delta.text
 
 
-async def deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_setting: str) -> AsyncIterator[Delta]:
-    """Yield the answer's pieces as they stream; fill ``outcome``; raise mapped errors."""
+class _Calls:
+    """Claude's tool calls of one answer, from ``tool_use`` blocks and their ``input_json_delta`` pieces."""
+
+    def __init__(self) -> None:
+        self.by_block: dict[int, int] = {}  # stream content-block index -> call index
+        self.calls: list[list[str]] = []  # [id, name, arguments so far]
+
+    def start(self, block: int, call_id: str, name: str) -> ToolCallDelta:
+        self.by_block[block] = len(self.calls)
+        self.calls.append([call_id, name, ""])
+        return ToolCallDelta(len(self.calls) - 1, id=call_id, name=name)
+
+    def more(self, block: int, fragment: str) -> ToolCallDelta | None:
+        index = self.by_block.get(block)
+        if index is None or not fragment:
+            return None
+        self.calls[index][2] += fragment
+        return ToolCallDelta(index, arguments=fragment)
+
+    def known(self, call_id: str) -> bool:
+        return any(call[0] == call_id for call in self.calls)
+
+    def done(self) -> list[ToolCall]:
+        return [ToolCall(call_id, name, arguments or "{}") for call_id, name, arguments in self.calls]
+
+
+async def deltas(
+    messages: AsyncIterator[Message], outcome: Outcome, *, token_setting: str, client_tools: bool = False
+) -> AsyncIterator[Delta]:
+    """Yield the answer's pieces as they stream; fill ``outcome``; raise mapped errors.
+
+    ``client_tools``: the process offers the client's tools, so Claude's ``tool_use`` blocks are
+    tool calls for the client (:class:`ToolCallDelta`), and the answer ends with the CLI's result
+    (the calls deferred, :mod:`.tools`). Without, a ``tool_use`` ends the answer at once: the
+    text so far is all of it, and the CLI runs nothing (it has no tools).
+    """
     transcript = _Transcript()
+    calls = _Calls()
     streamed = ""  # this attempt's text, from stream deltas
     assembled = ""  # this attempt's text, from complete assistant messages
     assistant_error: str | None = None
@@ -203,21 +243,31 @@ async def deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_se
             event = message.event
             kind = event.get("type")
             if kind == "message_start":
+                if calls.calls:
+                    raise UpstreamServerError("The upstream answer changed after a retry; the stream was ended.")
                 start = event.get("message") or {}
                 outcome.model = start.get("model") or outcome.model
                 stream_usage = dict(start.get("usage") or {})
                 streamed = assembled = ""
+            elif kind == "content_block_start" and client_tools:
+                block = event.get("content_block") or {}
+                if block.get("type") == "tool_use" and isinstance(block.get("id"), str):
+                    yield Delta(tool_call=calls.start(int(event.get("index", 0)), block["id"], str(block.get("name"))))
             elif kind == "content_block_delta":
                 delta = event.get("delta") or {}
                 if delta.get("type") == "text_delta" and delta.get("text"):
                     streamed += delta["text"]
                     tail = transcript.advance(streamed)
+                elif delta.get("type") == "input_json_delta" and client_tools:
+                    piece = calls.more(int(event.get("index", 0)), str(delta.get("partial_json") or ""))
+                    if piece is not None:
+                        yield Delta(tool_call=piece)
             elif kind == "message_delta":
                 reason = (event.get("delta") or {}).get("stop_reason")
                 stream_usage.update(event.get("usage") or {})
                 if reason:
                     outcome.stop_reason = reason
-            elif kind == "message_stop" and outcome.stop_reason in _FINAL_WITHOUT_RESULT:
+            elif kind == "message_stop" and outcome.stop_reason in _FINAL_WITHOUT_RESULT and not calls.calls:
                 outcome.usage = Usage.from_dict(stream_usage)
                 outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "", "stop")
                 return
@@ -228,6 +278,14 @@ async def deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_se
             outcome.model = message.model or outcome.model
             assembled += "".join(block.text for block in message.content if isinstance(block, TextBlock))
             tail = transcript.advance(assembled)
+            for block in message.content:
+                if client_tools and isinstance(block, ToolUseBlock) and not calls.known(block.id):
+                    # A call that came without stream events (a non-streamed retry): whole at once.
+                    first = calls.start(-1 - len(calls.calls), block.id, block.name)
+                    yield Delta(tool_call=first)
+                    rest = calls.more(-len(calls.calls), json.dumps(block.input, separators=(",", ":")))
+                    if rest is not None:
+                        yield Delta(tool_call=rest)
         elif isinstance(message, SystemMessage) and message.subtype == "api_retry":
             data = message.data or {}
             delay_ms = data.get("retry_delay_ms")
@@ -241,6 +299,9 @@ async def deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_se
             if assistant_error is not None or (message.is_error and message.subtype != "error_max_turns"):
                 raise _result_error(message, assistant_error, token_setting, rate_limit_wait)
             outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "end_turn", "stop")
+            outcome.tool_calls = calls.done()
+            if outcome.tool_calls:
+                outcome.finish_reason = "tool_calls"
             return
         if tail:
             outcome.parts.append(tail)

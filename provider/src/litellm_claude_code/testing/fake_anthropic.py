@@ -17,7 +17,13 @@ How a request picks its behaviour (first match wins):
    (the last occurrence wins; see :func:`directive`);
 2. the next scenario of the FIFO queue (``POST /_fake/scenarios`` or
    :meth:`FakeAnthropicServer.push`);
-3. the server default (:meth:`FakeAnthropicServer.set_default`).
+3. when the last user turn holds ``tool_result`` blocks: a reply quoting them,
+   ``Tool results: <tool name>(<tool_use_id>) -> <content>; ...``;
+4. the server default (:meth:`FakeAnthropicServer.set_default`).
+
+A scripted ``tool_use`` may name a tool by its own name: when the request offers exactly
+one tool whose name ends with ``__<name>`` (the CLI's ``mcp__<server>__`` prefix), the call
+names that one, as Claude would.
 
 The chosen scenario is layered over the server default, so a default
 ``token_delay`` also applies to a directive that only sets ``text``.
@@ -312,6 +318,56 @@ class _Plan:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def _offered_name(name: str, tools: object) -> str:
+    """The name a scripted call uses: ``name``, or the one offered tool called ``<prefix>__name``.
+
+    Clients such as the Claude Code CLI offer tools under a prefix of their own (an MCP
+    server's ``mcp__<server>__``); a test scripts the call by the tool's own name, and the
+    call names the tool as it was offered, as Claude would.
+    """
+    offered = (
+        [t["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
+        if isinstance(tools, list)
+        else []
+    )
+    if name in offered:
+        return name
+    matches = [n for n in offered if n.endswith("__" + name)]
+    return matches[0] if len(matches) == 1 else name
+
+
+def _tool_results_reply(messages: object) -> str | None:
+    """When the last user turn holds tool results: a reply quoting each (``name(id) -> content``).
+
+    Lets a test see that Claude received the client's results, paired with its own calls, in order.
+    """
+    if not isinstance(messages, list):
+        return None
+    last = _last_user_message(messages)
+    content = last.get("content") if isinstance(last, dict) else None
+    results = (
+        [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+        if isinstance(content, list)
+        else []
+    )
+    if not results:
+        return None
+    names: dict[str, str] = {}
+    for message in messages:
+        blocks = message.get("content") if isinstance(message, dict) else None
+        for block in blocks if isinstance(blocks, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                names[str(block.get("id"))] = str(block.get("name"))
+    quoted = []
+    for block in results:
+        inner = block.get("content")
+        if isinstance(inner, list):
+            inner = "".join(str(p.get("text", "")) for p in inner if isinstance(p, dict))
+        call = str(block.get("tool_use_id"))
+        quoted.append(f"{names.get(call, '?')}({call}) -> {inner}")
+    return "Tool results: " + "; ".join(quoted)
+
+
 def _merge(default: Scenario, scenario: Scenario) -> Scenario:
     merged = dict(default)
     if any(k in scenario for k in _TEXT_KEYS):
@@ -337,7 +393,7 @@ def _plan(scenario: Scenario, body: Mapping[str, Any], echo_text: str) -> _Plan:
                 {
                     "type": "tool_use",
                     "id": item.get("id") or f"toolu_fake{uuid.uuid4().hex[:20]}",
-                    "name": item["name"],
+                    "name": _offered_name(item["name"], body.get("tools")),
                     "input": item.get("input", {}),
                 }
             )
@@ -571,6 +627,9 @@ def _choose(state: _State, body: Mapping[str, Any]) -> tuple[Scenario, str, str]
     queued = state.pop()
     if queued is not None:
         return _merge(default, queued), "queue", echo_text
+    quoted = _tool_results_reply(body.get("messages"))
+    if quoted is not None and not any(k in default for k in ("echo", "text")):
+        return _merge(default, {"text": quoted}), "tool_results", echo_text
     return _merge(default, {}), "default", echo_text
 
 

@@ -1,0 +1,272 @@
+"""Client tools: OpenAI ``tools`` offered to Claude, and Claude's calls handed back, never run.
+
+The CLI runs with none of its own tools (``--tools ""``). A request's function tools are given
+to its CLI process as the tools of one in-process MCP server (the SDK's ``sdk`` server type):
+the CLI lists them and sends them upstream as Claude's only tools, named
+``mcp__client__<name>`` (the prefix is the CLI's, stripped again on the way back), with the
+client's description and JSON Schema unchanged. When Claude calls one, a ``PreToolUse`` hook
+answers ``defer`` for every call: the CLI ends the turn with the calls unexecuted and asks
+nothing more upstream, so the client gets them as ``tool_calls`` and the process keeps the turn.
+The client's next request (the tool results) is then the next user turn of that process.
+
+A CLI process lists its MCP tools once: re-listing after ``mcp_set_servers`` or ``mcp_toggle``
+adds tools but never removes one (CLI 2.1.332), so the tool set is fixed when a process starts,
+and a process only serves requests with exactly its tool set (:class:`ToolSet` is part of the
+:class:`~.cli.Binding` the pool matches). docs/architecture.md has the evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from claude_agent_sdk import HookMatcher
+from claude_agent_sdk.types import HookEvent, McpSdkServerConfig, SyncHookJSONOutput
+from mcp.server.lowlevel import Server
+from mcp.types import CallToolResult, ListToolsResult, TextContent, Tool
+
+from .errors import BadRequestError
+from .messages import Block, Conversation, Turn
+
+SERVER = "client"
+"""The MCP server name the client's tools are listed under."""
+PREFIX = f"mcp__{SERVER}__"
+"""What the CLI puts before each tool name of that server."""
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CHOICES = ("none", "auto", "required")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTool:
+    """One function tool as the client defined it (the schema kept as canonical JSON)."""
+
+    name: str
+    description: str
+    schema_json: str
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.schema_json)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSet:
+    """The tools of one request, in the client's order: part of what a CLI process is started for."""
+
+    tools: tuple[ClientTool, ...]
+
+    @property
+    def key(self) -> str:
+        """Identity of the set (names, descriptions, schemas): equal keys, interchangeable processes."""
+        raw = json.dumps([[t.name, t.description, t.schema_json] for t in self.tools], separators=(",", ":"))
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    def names(self) -> list[str]:
+        return [tool.name for tool in self.tools]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRequest:
+    """What a request asks about tools: the set Claude is offered (None: none at all)."""
+
+    tools: ToolSet | None
+    choice: str = "auto"
+
+
+def wire_name(name: str) -> str:
+    """The name Claude sees (and calls) for the client's tool ``name``."""
+    return PREFIX + name
+
+
+def client_name(name: str) -> str:
+    """The client's name for a tool Claude called (the CLI's prefix stripped)."""
+    return name[len(PREFIX) :] if name.startswith(PREFIX) else name
+
+
+# --------------------------------------------------------------------------- the request
+
+
+def _tool(item: Any, position: int) -> ClientTool:
+    where = f"tools[{position}]"
+    if not isinstance(item, Mapping) or item.get("type", "function") != "function":
+        kind = item.get("type") if isinstance(item, Mapping) else type(item).__name__
+        raise BadRequestError(
+            f"{where}: only tools of type 'function' are supported (got {kind!r}); Claude Code's own tools "
+            "(web search, code execution) are not offered through this gateway."
+        )
+    function = item.get("function")
+    if not isinstance(function, Mapping):
+        raise BadRequestError(f"{where}.function must be an object with a name.")
+    name = function.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise BadRequestError(
+            f"{where}.function.name must be 1 to 64 letters, digits, underscores or hyphens (got {name!r})."
+        )
+    description = function.get("description") or ""
+    if not isinstance(description, str):
+        raise BadRequestError(f"{where}.function.description must be a string.")
+    schema = function.get("parameters")
+    if schema is None:
+        schema = {"type": "object", "properties": {}}
+    if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
+        raise BadRequestError(f"{where}.function.parameters must be a JSON Schema of type 'object'.")
+    schema = {"type": "object", **schema}
+    strict = function.get("strict")
+    if strict not in (None, False, True):
+        raise BadRequestError(f"{where}.function.strict must be true or false.")
+    return ClientTool(name, description, json.dumps(schema, sort_keys=True, separators=(",", ":")))
+
+
+def _choice(value: Any, names: list[str]) -> str:
+    """``tool_choice`` as this gateway can honour it, or a 400 that says why it cannot."""
+    if value is None or value == "auto":
+        return "auto"
+    if value == "none":
+        return "none"
+    forced = value == "required" or (isinstance(value, Mapping) and value.get("type") in ("function", "tool", "any"))
+    if forced:
+        wanted = "'required'" if value == "required" else f"{json.dumps(value)}"
+        raise BadRequestError(
+            f"tool_choice {wanted} cannot be honoured: the Claude Code CLI decides tool_choice itself and always "
+            "lets Claude choose (auto), so a tool call cannot be forced. Send tool_choice 'auto' (or leave it out)."
+        )
+    raise BadRequestError(f"tool_choice must be one of {', '.join(_CHOICES)} or a named function (got {value!r}).")
+
+
+def _has_tool_blocks(conversation: Conversation) -> Turn | None:
+    for turn in conversation.turns:
+        if any(block.get("type") in ("tool_use", "tool_result") for block in turn.content):
+            return turn
+    return None
+
+
+def tool_request(params: Mapping[str, Any], conversation: Conversation) -> ToolRequest:
+    """Check a request's ``tools``, ``tool_choice``, ``parallel_tool_calls`` and the deprecated
+    ``functions``/``function_call``; every problem is a 400 that says what to send instead."""
+    for old in ("functions", "function_call"):
+        if params.get(old):
+            raise BadRequestError(
+                f"{old} is the deprecated form of tool calling and is not accepted; send the functions as "
+                "tools (type 'function') and use tool_choice."
+            )
+    raw = params.get("tools")
+    if raw is not None and not isinstance(raw, list):
+        raise BadRequestError("tools must be a list of {type: 'function', function: {...}} objects.")
+    tools = [_tool(item, position) for position, item in enumerate(raw or [])]
+    names = [tool.name for tool in tools]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise BadRequestError(f"tools: each function needs its own name; repeated: {', '.join(duplicates)}.")
+    if params.get("parallel_tool_calls") is False:
+        raise BadRequestError(
+            "parallel_tool_calls false cannot be honoured: the Claude Code CLI sends no tool_choice option to "
+            "limit Claude to one call per turn. Leave parallel_tool_calls out (or true) and run the calls in order."
+        )
+    choice = _choice(params.get("tool_choice"), names) if tools or params.get("tool_choice") else "auto"
+    with_tools = _has_tool_blocks(conversation)
+    if not tools:
+        if params.get("tool_choice") not in (None, "none", "auto"):
+            raise BadRequestError("tool_choice names a tool but the request has no tools; add them to tools.")
+        if with_tools is not None:
+            raise BadRequestError(
+                f"messages[{with_tools.index}] holds tool calls or tool results, but the request has no tools. "
+                "Send the same tools with every request of a conversation that uses them (agent frameworks do)."
+            )
+        return ToolRequest(None, choice)
+    if choice == "none":
+        if with_tools is not None:
+            raise BadRequestError(
+                "tool_choice 'none' cannot be honoured on a conversation that holds tool calls: Claude needs the "
+                "tool definitions to read them, and the Claude Code CLI cannot send tool_choice 'none'. Send "
+                "tool_choice 'auto', or leave the tools out of a conversation without tool calls."
+            )
+        return ToolRequest(None, choice)  # honoured: Claude is offered no tools, so it calls none
+    return ToolRequest(ToolSet(tuple(tools)), choice)
+
+
+# --------------------------------------------------------------------------- the conversation
+
+
+def _wire_block(block: Block) -> Block:
+    if block.get("type") == "tool_use":
+        return {**block, "name": wire_name(str(block["name"]))}
+    return block
+
+
+def to_wire(conversation: Conversation) -> Conversation:
+    """The conversation as the CLI holds it: each earlier tool call named as Claude saw it."""
+    turns = tuple(replace(turn, content=tuple(_wire_block(b) for b in turn.content)) for turn in conversation.turns)
+    return Conversation(conversation.system, turns)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call Claude made, as the CLI named it; ``arguments`` is the JSON text Claude streamed."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def input(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.arguments) if self.arguments.strip() else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+def answer_turn(text: str, calls: list[ToolCall]) -> Turn:
+    """The assistant turn a client sends back after receiving ``text`` and ``calls``.
+
+    Built the way :func:`.messages.convert_messages` reads the client's echo (content, then
+    ``tool_calls`` with their parsed arguments) and named as in :func:`to_wire`, so the process
+    that answered recognises the client's next request as the continuation of its conversation.
+    """
+    blocks: list[Block] = [{"type": "text", "text": text}] if text else []
+    blocks += [{"type": "tool_use", "id": call.id, "name": call.name, "input": call.input()} for call in calls]
+    return Turn("assistant", tuple(blocks))
+
+
+# --------------------------------------------------------------------------- the CLI side
+
+
+def mcp_server(tools: ToolSet) -> McpSdkServerConfig:
+    """The in-process MCP server that lists the client's tools to one CLI process.
+
+    Listing is all it is for: a call is deferred by :func:`defer_every_call` before it could
+    reach the server, and the server would refuse one anyway (nothing runs on the gateway).
+    """
+    listed = [Tool(name=t.name, description=t.description or None, inputSchema=t.schema) for t in tools.tools]
+
+    async def on_list_tools(ctx: Any, params: Any) -> ListToolsResult:
+        return ListToolsResult(tools=listed)
+
+    async def on_call_tool(ctx: Any, params: Any) -> CallToolResult:
+        return CallToolResult(
+            content=[TextContent(type="text", text="Tools are run by the client, never on the gateway.")],
+            isError=True,
+        )
+
+    server = Server(SERVER, version="1", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+    return McpSdkServerConfig(type="sdk", name=SERVER, instance=server)
+
+
+async def defer_every_call(hook_input: Any, tool_use_id: str | None, context: Any) -> SyncHookJSONOutput:
+    """PreToolUse: defer the call. The CLI ends the turn with it unexecuted and asks nothing more."""
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "defer",
+            "permissionDecisionReason": "the client runs its own tools",
+        }
+    }
+
+
+def hooks() -> dict[HookEvent, list[HookMatcher]]:
+    return {"PreToolUse": [HookMatcher(matcher=None, hooks=[defer_every_call])]}
