@@ -1,0 +1,280 @@
+"""Client tools, unit by unit: the request's tools and tool_choice, the conversation as the CLI
+holds it, tool calls out of the CLI's stream, and a process's tool set in the pool's matching.
+
+No CLI runs here; ``test_client_tools.py`` drives the same paths through the real stack and
+``test_compat_cli.py`` pins what they rely on in the bundled CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage, StreamEvent, TextBlock, ToolUseBlock
+from litellm_claude_code.cli import Binding
+from litellm_claude_code.errors import BadRequestError, UpstreamServerError
+from litellm_claude_code.messages import chain_of, convert_messages
+from litellm_claude_code.process import HeldTurn, plan_for
+from litellm_claude_code.provider import ClaudeCodeProvider
+from litellm_claude_code.settings import Settings
+from litellm_claude_code.streaming import Delta, Outcome, ToolCallDelta, deltas
+from litellm_claude_code.tools import (
+    PREFIX,
+    ToolCall,
+    answer_turn,
+    client_name,
+    defer_every_call,
+    to_wire,
+    tool_request,
+)
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+TIME = {"type": "function", "function": {"name": "get_time"}}
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+def with_calls() -> list[dict[str, Any]]:
+    return [
+        *user("weather?"),
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+
+
+def request_for(messages: list[dict[str, Any]], **params: Any) -> Any:
+    return tool_request(params, convert_messages(messages))
+
+
+# --------------------------------------------------------------------------- the request
+
+
+def test_function_tools_keep_their_names_descriptions_and_schemas() -> None:
+    tools = request_for(user("hi"), tools=[WEATHER, TIME]).tools
+    assert tools is not None
+    assert tools.names() == ["get_weather", "get_time"]
+    weather, clock = tools.tools
+    assert weather.description == "Weather for a city"
+    assert weather.schema == WEATHER["function"]["parameters"]  # type: ignore[index]
+    assert clock.description == ""
+    assert clock.schema == {"type": "object", "properties": {}}
+
+
+def test_the_tool_set_key_changes_with_any_part_of_a_tool() -> None:
+    base = request_for(user("hi"), tools=[WEATHER]).tools
+    renamed = request_for(user("hi"), tools=[{"type": "function", "function": {**WEATHER["function"], "name": "w"}}])  # type: ignore[dict-item]
+    described = request_for(
+        user("hi"),
+        tools=[{"type": "function", "function": {**WEATHER["function"], "description": "other"}}],  # type: ignore[dict-item]
+    )
+    assert base is not None and renamed.tools is not None and described.tools is not None
+    assert len({base.key, renamed.tools.key, described.tools.key}) == 3
+    assert request_for(user("hi"), tools=[WEATHER]).tools == base
+
+
+@pytest.mark.parametrize("choice", [None, "auto"])
+def test_tool_choice_auto_offers_the_tools(choice: str | None) -> None:
+    assert request_for(user("hi"), tools=[WEATHER], tool_choice=choice).tools is not None
+
+
+def test_tool_choice_none_offers_no_tools() -> None:
+    assert request_for(user("hi"), tools=[WEATHER], tool_choice="none").tools is None
+
+
+@pytest.mark.parametrize(
+    ("params", "messages", "says"),
+    [
+        ({"tools": [WEATHER], "tool_choice": "required"}, None, "tool_choice 'required' cannot be honoured"),
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+            None,
+            "cannot be forced",
+        ),
+        ({"tools": [WEATHER], "tool_choice": "sometimes"}, None, "tool_choice must be one of"),
+        ({"tools": [WEATHER], "tool_choice": "none"}, "history", "tool_choice 'none' cannot be honoured"),
+        ({"tools": [WEATHER], "parallel_tool_calls": False}, None, "parallel_tool_calls false cannot be honoured"),
+        ({"tools": [{"type": "web_search"}]}, None, "only tools of type 'function'"),
+        ({"tools": [{"type": "function", "function": {"name": "no spaces"}}]}, None, "function.name must be"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "array"}}}]}, None, "type 'object'"),
+        ({"tools": [WEATHER, WEATHER]}, None, "repeated: get_weather"),
+        ({"tools": {"get_weather": {}}}, None, "tools must be a list"),
+        ({"functions": [{"name": "f"}]}, None, "functions is the deprecated form"),
+        ({"function_call": "auto"}, None, "function_call is the deprecated form"),
+        ({}, "history", "holds tool calls or tool results, but the request has no tools"),
+    ],
+)
+def test_what_cannot_be_honoured_is_a_400_that_says_why(
+    params: dict[str, Any], messages: str | None, says: str
+) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        request_for(with_calls() if messages else user("hi"), **params)
+    assert caught.value.status_code == 400
+    assert says in caught.value.message
+
+
+def test_the_provider_refuses_before_anything_starts(tmp_path: Any) -> None:
+    provider = ClaudeCodeProvider(Settings(state_dir=tmp_path))
+    with pytest.raises(BadRequestError, match="tool_choice 'required'"):
+        provider.build_request("sonnet", user("hi"), {"tools": [WEATHER], "tool_choice": "required"}, None, stream=False)
+    request = provider.build_request("sonnet", with_calls(), {"tools": [WEATHER]}, None, stream=True)
+    assert request.tools is not None and request.binding.tools == request.tools
+    assert request.conversation.turns[1].content[1]["name"] == PREFIX + "get_weather"
+
+
+# --------------------------------------------------------------------------- the conversation
+
+
+def test_earlier_calls_are_named_as_claude_saw_them_and_the_answer_turn_matches_the_echo() -> None:
+    conversation = to_wire(convert_messages(with_calls()))
+    assistant = conversation.turns[1]
+    assert assistant.content == (
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "c1", "name": PREFIX + "get_weather", "input": {"city": "Paris"}},
+    )
+    # What the process records after answering with these calls is what the client sends back.
+    recorded = answer_turn("Checking.", [ToolCall("c1", PREFIX + "get_weather", '{"city":"Paris"}')])
+    assert recorded.fingerprint == assistant.fingerprint
+    assert answer_turn("", []).content == ()
+
+
+def test_client_names_lose_only_the_cli_prefix() -> None:
+    assert client_name(PREFIX + "get_weather") == "get_weather"
+    assert client_name("mcp__other__x") == "mcp__other__x"
+
+
+async def test_the_hook_defers_every_call() -> None:
+    answer = await defer_every_call({"tool_name": PREFIX + "x"}, "toolu_1", None)
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "defer"  # type: ignore[typeddict-item]
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+def test_a_process_serves_only_requests_with_exactly_its_tools() -> None:
+    conversation = convert_messages(user("hi"))
+    with_tools = request_for(user("hi"), tools=[WEATHER]).tools
+    other = request_for(user("hi"), tools=[WEATHER, TIME]).tools
+    held: list[HeldTurn] = []
+    tooled = Binding("sonnet", tools=with_tools)
+    assert plan_for(held, tooled, None, conversation, Binding("sonnet", tools=with_tools), "") is not None
+    assert plan_for(held, tooled, None, conversation, Binding("sonnet", tools=other), "") is None
+    assert plan_for(held, tooled, None, conversation, Binding("sonnet"), "") is None  # no tools: never one with tools
+    assert plan_for(held, Binding("sonnet"), None, conversation, tooled, "") is None
+    chains = chain_of(conversation.turns)
+    assert chains  # the conversation itself does not decide: the tool set does
+
+
+# --------------------------------------------------------------------------- tool calls out of the stream
+
+
+def event(data: dict[str, Any]) -> StreamEvent:
+    return StreamEvent(uuid="u", session_id="s", event=data)
+
+
+def tool_turn(*, deferred: bool = True) -> list[Message]:
+    weather = PREFIX + "get_weather"
+    return [
+        event({"type": "message_start", "message": {"model": "m", "usage": {"input_tokens": 5}}}),
+        event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}}),
+        AssistantMessage(content=[TextBlock("Checking.")], model="m"),
+        event(
+            {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": weather}}
+        ),
+        event({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        event(
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"ci'}}
+        ),
+        event(
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": 'ty":"P"}'}}
+        ),
+        AssistantMessage(content=[ToolUseBlock("t1", weather, {"city": "P"})], model="m"),
+        event(
+            {
+                "type": "content_block_start",
+                "index": 2,
+                "content_block": {"type": "tool_use", "id": "t2", "name": PREFIX + "get_time"},
+            }
+        ),
+        AssistantMessage(content=[ToolUseBlock("t2", PREFIX + "get_time", {})], model="m"),
+        event({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+        event({"type": "message_stop"}),
+        ResultMessage(
+            subtype="success",
+            duration_ms=1,
+            duration_api_ms=1,
+            is_error=False,
+            num_turns=1,
+            session_id="s",
+            stop_reason="tool_deferred" if deferred else "tool_use",
+            usage={"input_tokens": 5, "output_tokens": 9},
+        ),
+    ]
+
+
+async def run(messages: list[Message], *, client_tools: bool) -> tuple[list[Delta], Outcome]:
+    async def source() -> Any:
+        for message in messages:
+            yield message
+
+    outcome = Outcome()
+    got = [d async for d in deltas(source(), outcome, token_setting="X", client_tools=client_tools)]
+    return got, outcome
+
+
+async def test_tool_calls_stream_as_openai_pieces_and_end_with_tool_calls() -> None:
+    got, outcome = await run(tool_turn(), client_tools=True)
+    assert [d.text for d in got if d.text] == ["Checking."]
+    assert [d.tool_call for d in got if d.tool_call] == [
+        ToolCallDelta(0, id="t1", name=PREFIX + "get_weather"),
+        ToolCallDelta(0, arguments='{"ci'),
+        ToolCallDelta(0, arguments='ty":"P"}'),
+        ToolCallDelta(1, id="t2", name=PREFIX + "get_time"),
+    ]
+    assert outcome.finish_reason == "tool_calls"
+    assert outcome.tool_calls == [
+        ToolCall("t1", PREFIX + "get_weather", '{"city":"P"}'),
+        ToolCall("t2", PREFIX + "get_time", "{}"),
+    ]
+    assert json.loads(outcome.tool_calls[0].arguments) == {"city": "P"}
+    assert outcome.usage.output_tokens == 9
+
+
+async def test_without_client_tools_a_tool_use_ends_the_answer_as_text() -> None:
+    got, outcome = await run(tool_turn(), client_tools=False)
+    assert [d.tool_call for d in got if d.tool_call] == []
+    assert outcome.text == "Checking."
+    assert outcome.finish_reason == "stop"
+    assert outcome.tool_calls == []
+
+
+async def test_a_call_without_stream_events_comes_whole() -> None:
+    messages = [m for m in tool_turn() if not (isinstance(m, StreamEvent) and "tool_use" in json.dumps(m.event))]
+    messages = [m for m in messages if not (isinstance(m, StreamEvent) and "input_json" in json.dumps(m.event))]
+    got, outcome = await run(messages, client_tools=True)
+    calls = [d.tool_call for d in got if d.tool_call]
+    assert calls[0] == ToolCallDelta(0, id="t1", name=PREFIX + "get_weather")
+    assert calls[1] == ToolCallDelta(0, arguments='{"city":"P"}')
+    assert [c.id for c in outcome.tool_calls] == ["t1", "t2"]
+
+
+async def test_a_retry_after_tool_calls_were_sent_is_an_error() -> None:
+    messages = tool_turn()
+    with pytest.raises(UpstreamServerError, match="changed after a retry"):
+        await run([*messages[:9], messages[0], *messages[9:]], client_tools=True)
