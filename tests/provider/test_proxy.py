@@ -430,9 +430,10 @@ def test_dropped_upstream_connection_is_an_error_never_a_hang(
                         "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
                     }
                 ],
+                "tool_choice": "required",
             },
-            "tools",
-            id="tools",
+            "tool_choice 'required' cannot be honoured",
+            id="forced-tool-choice",
         ),
     ],
 )

@@ -111,7 +111,11 @@ def test_tool_choice_none_offers_no_tools() -> None:
         ({"tools": [WEATHER], "parallel_tool_calls": False}, None, "parallel_tool_calls false cannot be honoured"),
         ({"tools": [{"type": "web_search"}]}, None, "only tools of type 'function'"),
         ({"tools": [{"type": "function", "function": {"name": "no spaces"}}]}, None, "function.name must be"),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "array"}}}]}, None, "type 'object'"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "array"}}}]},
+            None,
+            "type 'object'",
+        ),
         ({"tools": [WEATHER, WEATHER]}, None, "repeated: get_weather"),
         ({"tools": {"get_weather": {}}}, None, "tools must be a list"),
         ({"functions": [{"name": "f"}]}, None, "functions is the deprecated form"),
@@ -131,7 +135,9 @@ def test_what_cannot_be_honoured_is_a_400_that_says_why(
 def test_the_provider_refuses_before_anything_starts(tmp_path: Any) -> None:
     provider = ClaudeCodeProvider(Settings(state_dir=tmp_path))
     with pytest.raises(BadRequestError, match="tool_choice 'required'"):
-        provider.build_request("sonnet", user("hi"), {"tools": [WEATHER], "tool_choice": "required"}, None, stream=False)
+        provider.build_request(
+            "sonnet", user("hi"), {"tools": [WEATHER], "tool_choice": "required"}, None, stream=False
+        )
     request = provider.build_request("sonnet", with_calls(), {"tools": [WEATHER]}, None, stream=True)
     assert request.tools is not None and request.binding.tools == request.tools
     assert request.conversation.turns[1].content[1]["name"] == PREFIX + "get_weather"
@@ -195,14 +201,22 @@ def tool_turn(*, deferred: bool = True) -> list[Message]:
         event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}}),
         AssistantMessage(content=[TextBlock("Checking.")], model="m"),
         event(
-            {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": weather}}
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {"type": "tool_use", "id": "t1", "name": weather},
+            }
         ),
         event({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
         event(
             {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"ci'}}
         ),
         event(
-            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": 'ty":"P"}'}}
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": 'ty":"P"}'},
+            }
         ),
         AssistantMessage(content=[ToolUseBlock("t1", weather, {"city": "P"})], model="m"),
         event(

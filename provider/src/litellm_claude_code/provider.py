@@ -281,7 +281,7 @@ def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: 
     choice = response.choices[0]
     choice.message.content = text if text or not outcome.tool_calls else None
     if outcome.tool_calls:
-        choice.message.tool_calls = [  # type: ignore[union-attr]
+        choice.message.tool_calls = [
             ChatCompletionMessageToolCall(
                 id=call.id, type="function", function=Function(name=client_name(call.name), arguments=call.arguments)
             )

@@ -242,7 +242,7 @@ def mcp_server(tools: ToolSet) -> McpSdkServerConfig:
     Listing is all it is for: a call is deferred by :func:`defer_every_call` before it could
     reach the server, and the server would refuse one anyway (nothing runs on the gateway).
     """
-    listed = [Tool(name=t.name, description=t.description or None, inputSchema=t.schema) for t in tools.tools]
+    listed = [Tool(name=t.name, description=t.description or None, input_schema=t.schema) for t in tools.tools]
 
     async def on_list_tools(ctx: Any, params: Any) -> ListToolsResult:
         return ListToolsResult(tools=listed)
@@ -250,7 +250,7 @@ def mcp_server(tools: ToolSet) -> McpSdkServerConfig:
     async def on_call_tool(ctx: Any, params: Any) -> CallToolResult:
         return CallToolResult(
             content=[TextContent(type="text", text="Tools are run by the client, never on the gateway.")],
-            isError=True,
+            is_error=True,
         )
 
     server = Server(SERVER, version="1", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
