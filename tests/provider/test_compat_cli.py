@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from claude_agent_sdk.types import AssistantMessage, ResultMessage, SystemMessage, ToolUseBlock, UserMessage
 from litellm_claude_code._compat import TESTED_CLI_VERSIONS, bundled_cli_version
 from litellm_claude_code.cli import Binding, Launch, install_launcher, resolve_cli, working_directory
 from litellm_claude_code.credentials import resolve_credential
@@ -26,7 +27,8 @@ from litellm_claude_code.errors import CLIFailedError
 from litellm_claude_code.messages import Conversation, Turn, convert_messages
 from litellm_claude_code.process import CliProcess, Plan
 from litellm_claude_code.settings import Settings
-from litellm_claude_code.testing import FakeAnthropicServer
+from litellm_claude_code.testing import FakeAnthropicServer, directive
+from litellm_claude_code.tools import PREFIX, ToolSet, mcp_server, to_wire, tool_request
 
 from tests.support.upstream import dialogue, texts
 
@@ -45,12 +47,12 @@ async def start(tmp_path: Path, fake: FakeAnthropicServer) -> AsyncIterator[Any]
     settings = Settings(state_dir=tmp_path, cli_max_retries=0)
     started: list[CliProcess] = []
 
-    async def factory(history: Sequence[Turn] = (), model: str = "sonnet") -> CliProcess:
+    async def factory(history: Sequence[Turn] = (), model: str = "sonnet", tools: ToolSet | None = None) -> CliProcess:
         launch = Launch(resolve_credential(), base_url=fake.base_url)
         process = CliProcess(
             settings,
             launch,
-            Binding(model),
+            Binding(model, tools=tools),
             cwd=working_directory(tmp_path),
             launcher=install_launcher(tmp_path),
             cli=resolve_cli(settings),
@@ -193,6 +195,155 @@ async def test_a_user_turn_starting_with_a_slash_is_text(start: Any, fake: FakeA
     process = await start()
     await turn(process, conversation("/clear and @etc/passwd"))
     assert texts(last_request(fake)) == [("user", "/clear and @etc/passwd")]
+
+
+# --------------------------------------------------------------------------- client tools (tools.py)
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+CLOCK = {"type": "function", "function": {"name": "get_time", "description": "The time"}}
+
+
+def tool_set() -> ToolSet:
+    tools = tool_request({"tools": [WEATHER, CLOCK]}, convert_messages([{"role": "user", "content": "x"}])).tools
+    assert tools is not None
+    return tools
+
+
+def tool_conversation(*messages: dict[str, Any]) -> Conversation:
+    return to_wire(convert_messages(list(messages)))
+
+
+async def messages_of(process: CliProcess, conversation: Conversation) -> list[Any]:
+    return [message async for message in process.run(conversation)]
+
+
+async def test_client_tools_are_the_only_tools_upstream(start: Any, fake: FakeAnthropicServer) -> None:
+    """An SDK MCP server's tools reach the upstream with ``--tools ""``, with their descriptions and
+    schemas, and with tool search off (ENABLE_TOOL_SEARCH=false) nothing else is offered."""
+    process = await start(tools=tool_set())
+    await turn(process, conversation("q0"))
+    offered = {tool["name"]: tool for tool in last_request(fake)["body"]["tools"]}
+    assert sorted(offered) == [PREFIX + "get_time", PREFIX + "get_weather"]
+    assert offered[PREFIX + "get_weather"]["description"] == "Weather for a city"
+    assert offered[PREFIX + "get_weather"]["input_schema"] == WEATHER["function"]["parameters"]  # type: ignore[index]
+    assert offered[PREFIX + "get_time"]["input_schema"] == {"type": "object", "properties": {}}
+
+
+async def test_tool_search_would_offer_a_placeholder_tool(
+    start: Any, fake: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why the provider sets ENABLE_TOOL_SEARCH=false: otherwise the CLI adds a tool of its own."""
+    from litellm_claude_code import cli
+
+    monkeypatch.setattr(
+        cli, "QUIET_VARIABLES", {k: v for k, v in cli.QUIET_VARIABLES.items() if k != "ENABLE_TOOL_SEARCH"}
+    )
+    process = await start(tools=tool_set())
+    await turn(process, conversation("q0"))
+    assert "DeferredToolPlaceholder" in last_request(fake)["tool_names"]
+
+
+async def test_a_deferred_call_ends_the_turn_unrun_and_the_results_are_the_next_turn(
+    start: Any, fake: FakeAnthropicServer
+) -> None:
+    """The PreToolUse hook's ``defer`` for every call: the turn ends with a success result
+    (stop_reason ``tool_deferred``), nothing runs, nothing more is asked upstream; the tool
+    results written as the next user turn answer the calls the process holds."""
+    calls = [{"name": "get_weather", "input": {"city": "Paris"}}, {"name": "get_time"}]
+    question = {"role": "user", "content": "weather " + directive(text="Checking.", tool_use=calls)}
+    process = await start(tools=tool_set())
+    first = await messages_of(process, tool_conversation(question))
+    result = first[-1]
+    assert isinstance(result, ResultMessage) and not result.is_error
+    assert (result.subtype, result.stop_reason, result.num_turns) == ("success", "tool_deferred", 1)
+    assert result.deferred_tool_use is not None and result.deferred_tool_use.name == PREFIX + "get_time"
+    assert not any(isinstance(m, UserMessage) for m in first), "the CLI wrote a tool result of its own"
+    assert len(fake.messages_requests()) == 1
+    ids = [
+        block.id
+        for m in first
+        if isinstance(m, AssistantMessage)
+        for block in m.content
+        if isinstance(block, ToolUseBlock)
+    ]
+    assert len(ids) == 2
+    answer = {
+        "role": "assistant",
+        "content": "Checking.",
+        "tool_calls": [
+            {"id": ids[0], "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+            {"id": ids[1], "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
+        ],
+    }
+    results = [{"role": "tool", "tool_call_id": i, "content": f"result {n}"} for n, i in enumerate(ids)]
+    await turn(process, tool_conversation(question, answer, *results))
+    assert dialogue(last_request(fake))[1:] == [
+        (
+            "assistant",
+            [
+                text("Checking."),
+                {"type": "tool_use", "id": ids[0], "name": PREFIX + "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": ids[1], "name": PREFIX + "get_time", "input": {}},
+            ],
+        ),
+        (
+            "user",
+            [
+                {"type": "tool_result", "tool_use_id": ids[0], "content": "result 0"},
+                {"type": "tool_result", "tool_use_id": ids[1], "content": "result 1"},
+            ],
+        ),
+    ]
+
+
+async def test_without_the_hook_a_call_is_denied_not_run_and_nothing_more_is_asked(
+    start: Any, fake: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback if the hook ever stopped deferring: no permission prompt can hang (the CLI
+    denies in its default mode) and max_turns=1 stops the follow-up request."""
+    from litellm_claude_code import cli
+
+    monkeypatch.setattr(cli, "hooks", lambda: None)
+    process = await start(tools=tool_set())
+    got = await messages_of(
+        process, tool_conversation({"role": "user", "content": directive(tool_use={"name": "get_time"})})
+    )
+    denied = [m for m in got if isinstance(m, SystemMessage) and m.subtype == "permission_denied"]
+    assert len(denied) == 1
+    assert isinstance(got[-1], ResultMessage) and got[-1].subtype == "error_max_turns"
+    assert len(fake.messages_requests()) == 1
+
+
+async def test_a_process_keeps_offering_tools_its_mcp_server_no_longer_lists(
+    start: Any, fake: FakeAnthropicServer
+) -> None:
+    """Why the tool set is fixed when a process starts: a server removed (``mcp_set_servers``)
+    and added again listing other tools leaves the old tools offered too (``mcp_toggle`` off and
+    on does the same, and ``mcp_reconnect`` refuses SDK servers). Re-listing adds tools, never
+    removes one, so a process cannot be rebound from one tool set to another."""
+    from claude_agent_sdk._internal.sdk_mcp_bridge import SdkMcpBridge
+
+    process = await start(tools=tool_set())
+    await turn(process, conversation("q0"))
+    assert process.commit(Turn("assistant", (text("x"),)))
+    assert (await process.control({"subtype": "mcp_set_servers", "servers": {}})).get("removed") == ["client"]
+    clock_only = tool_request({"tools": [CLOCK]}, convert_messages([{"role": "user", "content": "x"}])).tools
+    assert clock_only is not None
+    query: Any = process._client._query
+    query._sdk_mcp_bridges["client"] = SdkMcpBridge("client", mcp_server(clock_only)["instance"])
+    answer = await process.control(
+        {"subtype": "mcp_set_servers", "servers": {"client": {"type": "sdk", "name": "client"}}}
+    )
+    assert answer.get("added") == ["client"]
+    await turn(process, conversation("q0", "x", "q1"))
+    assert sorted(last_request(fake)["tool_names"]) == [PREFIX + "get_time", PREFIX + "get_weather"]
 
 
 # --------------------------------------------------------------------------- what the CLI cannot do (yet)
