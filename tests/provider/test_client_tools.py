@@ -455,3 +455,61 @@ def test_an_openai_agents_sdk_agent_runs_two_tools_then_answers(proxy: Proxy, fa
     ]
     assert last[2][1][0]["content"] == "18 C in Oslo"
     assert {t for r in requests for t in r["tool_names"]} == {PREFIX + "get_weather", PREFIX + "get_time"}
+
+
+# --------------------------------------------------------------------------- through litellm.acompletion
+
+
+@pytest.fixture
+async def provider(tmp_path: Any, fake: FakeAnthropicServer) -> Any:
+    from tests.support.stack import make_provider, shutdown_provider
+
+    handler = make_provider(tmp_path / "state", "cc-tools", max_concurrency=2, warm_max=1, queue_timeout=60.0)
+    try:
+        yield handler
+    finally:
+        await shutdown_provider(handler)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_litellm_acompletion_hands_back_calls_and_rebuilds_a_tool_history(
+    provider: Any, fake: FakeAnthropicServer, stream: bool
+) -> None:
+    import litellm
+
+    marker = f"acompletion-tools-{stream} 0b7e"
+    question = {"role": "user", "content": f"{marker} {directive(text='', tool_use=TWO_CALLS)}"}
+    response = await litellm.acompletion(
+        model="cc-tools/sonnet", messages=[question], tools=TOOLS, stream=stream, timeout=120
+    )
+    if stream:
+        chunks = [chunk async for chunk in response]
+        pieces = [tc for chunk in chunks for tc in (chunk.choices[0].delta.tool_calls or [])]
+        message = litellm.stream_chunk_builder(chunks).choices[0].message
+        assert len(pieces) >= 4 and [p.function.name for p in pieces if p.id] == ["get_weather", "get_time"]
+        assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
+    else:
+        message = response.choices[0].message
+        assert response.choices[0].finish_reason == "tool_calls"
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls] == [
+        (t["name"], t["input"]) for t in TWO_CALLS
+    ]
+    assert not message.content
+    # The history, with the results, given to a process that does not hold it: written as real turns.
+    provider.engine().pool.evict_one()
+    follow = [
+        question,
+        echo(message),
+        {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "windy"},
+        {"role": "tool", "tool_call_id": message.tool_calls[1].id, "content": "noon"},
+        {"role": "user", "content": "and in one word?"},
+    ]
+    answer = await litellm.acompletion(model="cc-tools/sonnet", messages=follow, tools=TOOLS, timeout=120)
+    assert answer.choices[0].finish_reason == "stop"
+    last = upstream(fake, marker)[-1]
+    assert [(role, [b["type"] for b in blocks]) for role, blocks in dialogue(last)] == [
+        ("user", ["text"]),
+        ("assistant", ["tool_use", "tool_use"]),
+        ("user", ["tool_result", "tool_result", "text"]),
+    ]
+    assert served_by(last) != served_by(upstream(fake, marker)[0])
