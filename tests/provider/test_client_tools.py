@@ -283,6 +283,31 @@ def test_what_cannot_be_honoured_is_refused_with_a_400(
     assert fake.messages_requests() == []
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_call_of_a_strict_tool_that_breaks_its_schema_is_an_error(
+    proxy: Proxy, fake: FakeAnthropicServer, stream: bool
+) -> None:
+    strict = [{"type": "function", "function": {**TOOLS[0]["function"], "strict": True}}]
+    bad = directive(text="", tool_use={"name": "get_weather", "input": {"town": "Paris"}})
+    with pytest.raises(openai.APIError) as caught:
+        response = proxy.client().chat.completions.create(
+            model="sonnet", messages=[{"role": "user", "content": f"strict-7c2a {bad}"}], tools=strict, stream=stream
+        )
+        if stream:
+            for _ in response:  # type: ignore[union-attr]
+                pass
+    assert "do not match its strict schema" in str(caught.value)
+    assert "'city' is a required property" in str(caught.value)
+    if not stream:
+        assert isinstance(caught.value, openai.APIStatusError) and caught.value.status_code == 502
+    # Valid arguments pass.
+    good = directive(text="", tool_use={"name": "get_weather", "input": {"city": "Paris"}})
+    response = proxy.client().chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": f"strict-ok-7c2a {good}"}], tools=strict
+    )
+    assert response.choices[0].message.tool_calls[0].function.arguments == '{"city":"Paris"}'
+
+
 # --------------------------------------------------------------------------- the other doors
 
 

@@ -23,6 +23,7 @@ from litellm_claude_code.tools import (
     PREFIX,
     ToolCall,
     answer_turn,
+    check_strict,
     client_name,
     defer_every_call,
     to_wire,
@@ -292,3 +293,20 @@ async def test_a_retry_after_tool_calls_were_sent_is_an_error() -> None:
     messages = tool_turn()
     with pytest.raises(UpstreamServerError, match="changed after a retry"):
         await run([*messages[:9], messages[0], *messages[9:]], client_tools=True)
+
+
+# --------------------------------------------------------------------------- strict
+
+
+def test_strict_tools_have_their_calls_checked_against_the_schema() -> None:
+    strict = {"type": "function", "function": {**WEATHER["function"], "strict": True}}  # type: ignore[dict-item]
+    tools = request_for(user("hi"), tools=[strict, TIME]).tools
+    assert tools is not None and tools == request_for(user("hi"), tools=[WEATHER, TIME]).tools  # same process spec
+    check_strict(tools, [ToolCall("t1", PREFIX + "get_weather", '{"city": "Oslo"}')])
+    check_strict(tools, [ToolCall("t2", PREFIX + "get_time", '{"anything": 1}')])  # not strict: not checked
+    with pytest.raises(UpstreamServerError) as caught:
+        check_strict(tools, [ToolCall("t1", PREFIX + "get_weather", '{"town": "Oslo"}')])
+    assert caught.value.status_code == 502
+    assert "get_weather" in caught.value.message and "'city' is a required property" in caught.value.message
+    with pytest.raises(BadRequestError, match="strict must be true or false"):
+        request_for(user("hi"), tools=[{"type": "function", "function": {"name": "f", "strict": "yes"}}])

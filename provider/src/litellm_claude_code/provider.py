@@ -30,7 +30,7 @@ from .messages import convert_messages
 from .observability import configure
 from .settings import Settings
 from .streaming import Outcome, ToolCallDelta
-from .tools import client_name, to_wire, tool_request
+from .tools import check_strict, client_name, to_wire, tool_request
 
 T = TypeVar("T")
 
@@ -150,6 +150,7 @@ class ClaudeCodeProvider(CustomLLM):
                     index=0,
                     tool_use=_tool_call_chunk(delta.tool_call) if delta.tool_call else None,
                 )
+            check_strict(request.tools, outcome.tool_calls)
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         yield GenericStreamingChunk(
@@ -173,6 +174,7 @@ class ClaudeCodeProvider(CustomLLM):
         outcome = Outcome()
         try:
             parts = [delta.text async for delta in self.engine().stream(request, outcome) if delta.text]
+            check_strict(request.tools, outcome.tool_calls)
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         response = kwargs.get("model_response")

@@ -21,15 +21,16 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import jsonschema
 from claude_agent_sdk import HookMatcher
 from claude_agent_sdk.types import HookEvent, McpSdkServerConfig, SyncHookJSONOutput
 from mcp.server.lowlevel import Server
 from mcp.types import CallToolResult, ListToolsResult, TextContent, Tool
 
-from .errors import BadRequestError
+from .errors import BadRequestError, UpstreamServerError
 from .messages import Block, Conversation, Turn
 
 SERVER = "client"
@@ -48,6 +49,8 @@ class ClientTool:
     name: str
     description: str
     schema_json: str
+    strict: bool = field(default=False, compare=False)
+    """``strict: true``: every call's arguments must validate against the schema (checked here)."""
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -120,7 +123,7 @@ def _tool(item: Any, position: int) -> ClientTool:
     strict = function.get("strict")
     if strict not in (None, False, True):
         raise BadRequestError(f"{where}.function.strict must be true or false.")
-    return ClientTool(name, description, json.dumps(schema, sort_keys=True, separators=(",", ":")))
+    return ClientTool(name, description, json.dumps(schema, sort_keys=True, separators=(",", ":")), strict is True)
 
 
 def _choice(value: Any, names: list[str]) -> str:
@@ -219,6 +222,30 @@ class ToolCall:
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
+
+
+def check_strict(tools: ToolSet | None, calls: list[ToolCall]) -> None:
+    """``strict`` emulated: a call of a strict tool whose arguments do not match its schema is an error.
+
+    Claude is given the schema but the CLI has no constrained decoding to offer, so the
+    guarantee a client asked for is checked on the answer instead of silently assumed.
+    """
+    if tools is None:
+        return
+    strict = {t.name: t for t in tools.tools if t.strict}
+    for call in calls:
+        tool = strict.get(client_name(call.name))
+        if tool is None:
+            continue
+        try:
+            arguments = json.loads(call.arguments)
+            jsonschema.validate(arguments, tool.schema)
+        except (ValueError, jsonschema.ValidationError) as exc:
+            detail = exc.message if isinstance(exc, jsonschema.ValidationError) else "not valid JSON"
+            raise UpstreamServerError(
+                f"Claude called {tool.name} with arguments that do not match its strict schema ({detail}); the "
+                "call was not handed back. Retry the request, or drop strict to receive such calls."
+            ) from None
 
 
 def answer_turn(text: str, calls: list[ToolCall]) -> Turn:
