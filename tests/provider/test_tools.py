@@ -310,3 +310,17 @@ def test_strict_tools_have_their_calls_checked_against_the_schema() -> None:
     assert "get_weather" in caught.value.message and "'city' is a required property" in caught.value.message
     with pytest.raises(BadRequestError, match="strict must be true or false"):
         request_for(user("hi"), tools=[{"type": "function", "function": {"name": "f", "strict": "yes"}}])
+
+
+async def test_an_answer_cut_by_the_output_limit_mid_call_ends_at_once() -> None:
+    """After max_tokens the CLI would ask again by itself: the answer ends there, the cut call unreported."""
+    messages = tool_turn()[:8]
+    messages += [
+        event({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 9}}),
+        event({"type": "message_stop"}),
+        event({"type": "message_start", "message": {"model": "m", "usage": {}}}),  # never read
+    ]
+    got, outcome = await run(messages, client_tools=True)
+    assert outcome.finish_reason == "length"
+    assert outcome.tool_calls == []
+    assert [d.tool_call.id for d in got if d.tool_call and d.tool_call.id] == ["t1"]

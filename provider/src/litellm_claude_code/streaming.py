@@ -267,7 +267,11 @@ async def deltas(
                 stream_usage.update(event.get("usage") or {})
                 if reason:
                     outcome.stop_reason = reason
-            elif kind == "message_stop" and outcome.stop_reason in _FINAL_WITHOUT_RESULT and not calls.calls:
+            elif (
+                kind == "message_stop"
+                and outcome.stop_reason in _FINAL_WITHOUT_RESULT
+                and not (outcome.stop_reason == "tool_use" and calls.calls)  # deferred: the result follows
+            ):
                 outcome.usage = Usage.from_dict(stream_usage)
                 outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "", "stop")
                 return
