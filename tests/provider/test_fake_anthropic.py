@@ -712,3 +712,36 @@ def test_cli_tool_use_round_trip(fake_anthropic: FakeAnthropicServer, tmp_path: 
     assert last["role"] == "user" and last["content"][0]["type"] == "tool_result"
     call = last["content"][0]["tool_use_id"]
     assert result["result"].startswith(f"Tool results: Bash({call}) -> ")
+
+
+def test_a_scripted_call_names_the_tool_as_offered(fake_anthropic: FakeAnthropicServer) -> None:
+    offered = [{"name": "mcp__client__get_weather", "input_schema": {"type": "object"}}, {"name": "other"}]
+    calls = [{"name": "get_weather", "input": {"city": "Oslo"}}, {"name": "other"}, {"name": "unknown"}]
+    msg = post(fake_anthropic, body(directive(text="", tool_use=calls), tools=offered)).json()
+    assert [b["name"] for b in msg["content"]] == ["mcp__client__get_weather", "other", "unknown"]
+
+
+def test_tool_results_are_answered_by_quoting_them(fake_anthropic: FakeAnthropicServer) -> None:
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}},
+                {"type": "tool_use", "id": "t2", "name": "get_time", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "sunny"},
+                {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "noon"}]},
+            ],
+        },
+    ]
+    msg = post(fake_anthropic, {**body(), "messages": messages}).json()
+    assert msg["content"][0]["text"] == "Tool results: get_weather(t1) -> sunny; get_time(t2) -> noon"
+    assert fake_anthropic.messages_requests()[-1]["scenario_source"] == "tool_results"
+    # A queued scenario still wins.
+    fake_anthropic.push({"text": "queued"})
+    assert post(fake_anthropic, {**body(), "messages": messages}).json()["content"][0]["text"] == "queued"
