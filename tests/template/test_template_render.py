@@ -189,6 +189,9 @@ def test_proxy_config_loads_in_litellms_loader(project: Path) -> None:
             "master_key": proxy_server.master_key,
             "providers": [p["provider"] for p in litellm.custom_provider_map],
             "router_retries": router.num_retries,
+            "function_calling": {
+                m["model_name"]: (m.get("model_info") or {}).get("supports_function_calling") for m in models
+            },
         }))
         """
     )
@@ -211,6 +214,8 @@ def test_proxy_config_loads_in_litellms_loader(project: Path) -> None:
     assert loaded["master_key"] == "sk-loader-test"
     assert loaded["providers"] == [provider]
     assert loaded["router_retries"] == 0
+    # Client tools work through every alias, and the proxy says so (model_info).
+    assert loaded["function_calling"] == {alias: True for alias in recorded["model_aliases"]}
 
 
 def test_proxy_config_settings(project: Path) -> None:
