@@ -126,7 +126,7 @@ def _tool(item: Any, position: int) -> ClientTool:
     return ClientTool(name, description, json.dumps(schema, sort_keys=True, separators=(",", ":")), strict is True)
 
 
-def _choice(value: Any, names: list[str]) -> str:
+def _choice(value: Any) -> str:
     """``tool_choice`` as this gateway can honour it, or a 400 that says why it cannot."""
     if value is None or value == "auto":
         return "auto"
@@ -171,11 +171,9 @@ def tool_request(params: Mapping[str, Any], conversation: Conversation) -> ToolR
             "parallel_tool_calls false cannot be honoured: the Claude Code CLI sends no tool_choice option to "
             "limit Claude to one call per turn. Leave parallel_tool_calls out (or true) and run the calls in order."
         )
-    choice = _choice(params.get("tool_choice"), names) if tools or params.get("tool_choice") else "auto"
+    choice = _choice(params.get("tool_choice"))
     with_tools = _has_tool_blocks(conversation)
     if not tools:
-        if params.get("tool_choice") not in (None, "none", "auto"):
-            raise BadRequestError("tool_choice names a tool but the request has no tools; add them to tools.")
         if with_tools is not None:
             raise BadRequestError(
                 f"messages[{with_tools.index}] holds tool calls or tool results, but the request has no tools. "
