@@ -34,7 +34,7 @@ class FakeProcess:
 
     def __init__(self, launch: Launch, binding: Binding, *, hold_start: bool = False) -> None:
         self.launch = launch
-        self.binding = Binding(binding.model, None, binding.max_output_tokens)
+        self.binding = Binding(binding.model, None, binding.max_output_tokens, binding.tools)
         self.held: list[HeldTurn] = []
         self.tenant: str | None = None
         self.created_at = time.monotonic()
@@ -112,8 +112,9 @@ async def ask(
     model: str = "sonnet",
     launch: Launch = LAUNCH,
     answer: str = "answer",
+    tools: Any = None,
 ) -> tuple[FakeProcess, Any]:
-    binding = Binding(model, conv.system)
+    binding = Binding(model, conv.system, tools=tools)
     lease = await pool.checkout(conv, binding, launch, tenant)
     lease.process.serve(conv, lease.plan, binding, answer)
     pool.checkin(lease.process, keep=True)
@@ -338,3 +339,18 @@ async def test_close_stops_everything_and_starts_nothing_after(make_pool: Any) -
     pool.checkin(process, keep=True)
     await settle()
     assert pool.idle == 0
+
+
+async def test_spares_are_started_with_the_tools_most_requests_ask_for(make_pool: Any) -> None:
+    from litellm_claude_code.tools import tool_request
+
+    tools = tool_request({"tools": [{"type": "function", "function": {"name": "f"}}]}, conversation("x")).tools
+    pool = make_pool(warm_max=2, max_concurrency=3)
+    for index in range(3):
+        await ask(pool, conversation(f"agent {index}"), tools=tools)
+    await settle()
+    assert pool.idle_processes() and all(p.binding.tools == tools for p in pool.idle_processes())
+    # A request without tools never gets one of them: it starts its own process.
+    _, lease = await ask(pool, conversation("plain"))
+    assert not lease.warm and lease.cold_reason == "mismatch"
+    assert lease.process.binding.tools is None

@@ -23,8 +23,8 @@ A request that no idle process can serve gets a new process; when every slot is 
 recently used idle process gives way, so no conversation or spec can hold the warm set hostage.
 A process that has just served a request is kept and, when the warm set is over ``warm_max``,
 the least recently used idle process is stopped instead. Spares are started whenever the warm
-set has room and a slot is free, for the credential and model the traffic uses, so a burst finds
-processes ready.
+set has room and a slot is free, for the credential, model and client tools the traffic uses most
+(a process lists its tools once, at start), so a burst finds processes ready.
 
 Idle processes are stopped after the idle timeout, and never reused past the maximum age or
 number of uses, nor after their credential rotated. A discarded process gives its slot back only
@@ -47,6 +47,7 @@ from .messages import Conversation
 from .process import HeldTurn, Plan
 from .settings import Settings
 from .slots import Slots
+from .tools import ToolSet
 
 logger = logging.getLogger("litellm_claude_code")
 
@@ -134,7 +135,8 @@ class ProcessPool(Generic[P]):
         self._idle: list[Entry[P]] = []
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
-        self._models: collections.Counter[str] = collections.Counter()
+        # What requests ask for (model and client tools): spares are started for the most common.
+        self._specs: collections.Counter[tuple[str, ToolSet | None]] = collections.Counter()
         self._last_launch: Launch | None = None
         self._closed = False
         self.stats = PoolStats()
@@ -167,7 +169,7 @@ class ProcessPool(Generic[P]):
         ``allow_warm=False`` (a warm process just failed this request): a new process, whatever is idle.
         """
         self.stats.requests += 1
-        self._models[binding.model] += 1
+        self._specs[(binding.model, binding.tools)] += 1
         self._last_launch = launch
         self._retire_other_credentials(launch)
         deadline = time.monotonic() + self.settings.queue_timeout
@@ -288,9 +290,9 @@ class ProcessPool(Generic[P]):
         launch = self._last_launch
         if launch is None or not self.enabled or self._closed:
             return
-        model = self._models.most_common(1)[0][0] if self._models else self.settings.default_model
+        model, tools = self._specs.most_common(1)[0][0] if self._specs else (self.settings.default_model, None)
         while self.slots.in_use < self.settings.warm_max and not self.slots.waiting:
-            if not self._prestart(launch, Binding(model)):
+            if not self._prestart(launch, Binding(model, tools=tools)):
                 return
 
     def _prestart(self, launch: Launch, binding: Binding) -> bool:
