@@ -29,6 +29,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 
 from .credentials import Credential
 from .errors import CLINotFoundError, ConfigurationError
+from .reasoning import Reasoning
 from .settings import Settings
 
 # Variables passed through from the service environment when set: network plumbing the CLI
@@ -165,6 +166,8 @@ class Binding:
     model: str
     system_prompt: str | None = None
     max_output_tokens: int | None = None
+    reasoning: Reasoning = field(default_factory=Reasoning)
+    """Effort and thinking budget (:mod:`.reasoning`); the default leaves the CLI's own."""
 
 
 @dataclass(slots=True)

@@ -28,7 +28,10 @@ from .engine import Engine, Request
 from .errors import BadRequestError, ClaudeCodeError, for_litellm
 from .messages import Conversation, convert_messages
 from .observability import configure
+from .parameters import drop_requested, screen
+from .reasoning import reasoning_chunk, reasoning_of
 from .settings import Settings
+from .stops import stops_of
 from .streaming import Outcome
 
 T = TypeVar("T")
@@ -96,6 +99,7 @@ class ClaudeCodeProvider(CustomLLM):
         for key, reason in _UNSUPPORTED.items():
             if params.get(key):
                 raise BadRequestError(f"{key}: {reason}. Remove it from the request.")
+        screen(params, drop=drop_requested(litellm_params))
         n = params.get("n")
         if n not in (None, 1):
             raise BadRequestError("n: only one choice per request is supported.")
@@ -114,6 +118,8 @@ class ClaudeCodeProvider(CustomLLM):
             stream=stream,
             timeout=request_timeout,
             max_output_tokens=max_tokens,
+            reasoning=reasoning_of(params),
+            stop=stops_of(params.get("stop")),
             tenant=_tenant(litellm_params),
         )
         call_id = (litellm_params or {}).get("litellm_call_id")
@@ -141,6 +147,9 @@ class ClaudeCodeProvider(CustomLLM):
         outcome = Outcome()
         try:
             async for delta in _in_own_task(self.engine().stream(request, outcome)):
+                if delta.reasoning:
+                    yield cast(GenericStreamingChunk, reasoning_chunk(delta.reasoning))
+                    continue
                 yield GenericStreamingChunk(
                     text=delta.text, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
                 )
@@ -166,7 +175,7 @@ class ClaudeCodeProvider(CustomLLM):
         )
         outcome = Outcome()
         try:
-            parts = [delta.text async for delta in self.engine().stream(request, outcome)]
+            parts = [delta.text async for delta in self.engine().stream(request, outcome) if delta.text]
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         response = kwargs.get("model_response")
@@ -272,6 +281,8 @@ def _timeout_seconds(timeout: Any) -> float | None:
 def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: str) -> ModelResponse:
     choice = response.choices[0]
     choice.message.content = text
+    if outcome.reasoning:
+        choice.message.reasoning_content = outcome.reasoning
     choice.finish_reason = cast(Any, outcome.finish_reason)
     response.model = outcome.model or model
     response.created = int(time.time())
@@ -283,6 +294,7 @@ def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: 
         prompt_tokens_details={"cached_tokens": usage.cache_read_input_tokens},
         cache_read_input_tokens=usage.cache_read_input_tokens,
         cache_creation_input_tokens=usage.cache_creation_input_tokens,
+        completion_tokens_details={"reasoning_tokens": usage.reasoning_tokens},
     )
     return response
 
