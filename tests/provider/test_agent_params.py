@@ -117,6 +117,7 @@ def test_stop_cuts_the_answer_and_stops_the_cli_turn(proxy: Proxy, fake: FakeAnt
     else:
         response = client(proxy).chat.completions.create(**kwargs)
         text, finish = response.choices[0].message.content or "", [response.choices[0].finish_reason]
+        assert response.usage is not None and response.usage.prompt_tokens > 0  # the prompt was paid for
     elapsed = time.monotonic() - started
     assert text == "alpha beta "
     assert finish == ["stop"]

@@ -234,6 +234,8 @@ async def deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_se
                 start = event.get("message") or {}
                 outcome.model = start.get("model") or outcome.model
                 stream_usage = dict(start.get("usage") or {})
+                # Provisional, for an answer cut short (a stop string): the result's totals replace it.
+                outcome.usage = Usage.from_dict(stream_usage)
                 streamed = assembled = streamed_thinking = assembled_thinking = ""
             elif kind == "content_block_delta":
                 delta = event.get("delta") or {}
