@@ -13,6 +13,7 @@ provider's own launch path) against the fake upstream and reads what the upstrea
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from litellm_claude_code.credentials import resolve_credential
 from litellm_claude_code.errors import CLIFailedError
 from litellm_claude_code.messages import Conversation, Turn, convert_messages
 from litellm_claude_code.process import CliProcess, Plan
+from litellm_claude_code.reasoning import Reasoning
 from litellm_claude_code.settings import Settings
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 from litellm_claude_code.tools import PREFIX, ToolSet, mcp_server, to_wire, tool_request
@@ -396,6 +398,94 @@ async def test_an_earlier_user_turn_is_recorded_without_an_upstream_request(
     assert [held.role for held in process.held] == ["user", "assistant"]
     await turn(process, conversation("/clear first", "a0", "q1"))
     assert texts(last_request(fake)) == [("user", "/clear first"), ("assistant", "a0"), ("user", "q1")]
+
+
+BUDGETED_MODEL = "claude-sonnet-4-5-20250929"  # a model with budgeted (not adaptive) thinking
+
+
+async def test_effort_binds_late_and_adaptive_thinking_stays_on(start: Any, fake: FakeAnthropicServer) -> None:
+    """reasoning_effort on today's models: ``apply_flag_settings`` ``effortLevel`` (null: the CLI's default)."""
+    process = await start()
+    await process.prepare(Plan(0, (), False), Binding("sonnet", reasoning=Reasoning("high", 4096)))
+    await turn(process, conversation("q0"))
+    body = last_request(fake)["body"]
+    assert body["output_config"]["effort"] == "high" and body["thinking"]["type"] == "adaptive"
+    # A budget of 0 does not turn adaptive thinking off: the CLI has no way to, on these models.
+    await process.prepare(Plan(2, (), False), Binding("sonnet", reasoning=Reasoning("low", 0)))
+    await turn(process, conversation("q0", "x", "q1"))
+    body = last_request(fake)["body"]
+    assert body["output_config"]["effort"] == "low"
+    assert body["thinking"]["type"] == "adaptive", "adaptive thinking can be turned off now: honour `none`"
+    await process.prepare(Plan(4, (), False), Binding("sonnet", reasoning=Reasoning()))
+    await turn(process, conversation("q0", "x", "q1", "y", "q2"))
+    assert last_request(fake)["body"]["output_config"]["effort"] == "medium"
+
+
+async def test_a_thinking_budget_binds_late_on_a_budgeted_model(start: Any, fake: FakeAnthropicServer) -> None:
+    """``set_max_thinking_tokens``: N is the budget, 0 turns thinking off, null gives the CLI's default."""
+    process = await start(model=BUDGETED_MODEL)
+    await process.prepare(Plan(0, (), False), Binding(BUDGETED_MODEL, reasoning=Reasoning("low", 1024)))
+    await turn(process, conversation("q0"))
+    assert last_request(fake)["body"]["thinking"] == {"type": "enabled", "budget_tokens": 1024, "display": "updates"}
+    await process.prepare(Plan(2, (), False), Binding(BUDGETED_MODEL, reasoning=Reasoning("low", 0)))
+    await turn(process, conversation("q0", "x", "q1"))
+    assert last_request(fake)["body"]["thinking"] == {"type": "disabled"}
+    await process.prepare(Plan(4, (), False), Binding(BUDGETED_MODEL, reasoning=Reasoning()))
+    await turn(process, conversation("q0", "x", "q1", "y", "q2"))
+    body = last_request(fake)["body"]
+    assert body["thinking"]["type"] == "enabled" and body["thinking"]["budget_tokens"] == body["max_tokens"] - 1
+
+
+async def test_subscription_windows_arrive_as_rate_limit_events(
+    start: Any, fake: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI reads the upstream's ``anthropic-ratelimit-unified-*`` headers (subscription token)."""
+    from claude_agent_sdk.types import RateLimitEvent
+
+    monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-compat")
+    process = await start()
+    limit = {"window": "seven_day", "utilization": 0.4, "status": "allowed"}
+    events = [
+        m
+        async for m in process.run(conversation("q " + directive(text="ok", rate_limit=limit)))
+        if isinstance(m, RateLimitEvent)
+    ]
+    (event,) = events
+    info = event.rate_limit_info
+    assert info.status == "allowed" and info.rate_limit_type == "seven_day" and info.resets_at
+    assert info.raw["unifiedWindows"]["seven_day"]["utilization"] == 0.4
+
+
+async def test_a_json_schema_adds_a_structured_output_tool_even_without_tools(
+    tmp_path: Path, fake: FakeAnthropicServer
+) -> None:
+    """Why ``response_format`` is refused for now: the schema is fixed when the process starts.
+
+    ``--json-schema`` (the SDK's ``output_format``) works with ``--tools ""``: the CLI offers
+    Claude a ``StructuredOutput`` tool with the schema as its input schema and answers with a
+    success once Claude calls it. The schema goes in at start (flag, or ``initialize``), not
+    over the control channel, so serving it needs processes started per schema.
+    """
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    settings = Settings(state_dir=tmp_path, cli_max_retries=0)
+    process = CliProcess(
+        settings,
+        Launch(resolve_credential(), base_url=fake.base_url),
+        Binding("sonnet"),
+        cwd=working_directory(tmp_path),
+        launcher=install_launcher(tmp_path),
+        cli=resolve_cli(settings),
+    )
+    process._client.options.extra_args["json-schema"] = json.dumps(schema)
+    try:
+        await process.start()
+        fake.push({"text": "", "tool_use": {"name": "StructuredOutput", "input": {"a": 1}}})
+        results = [m async for m in process.run(conversation("q0")) if isinstance(m, ResultMessage)]
+        tools = {t["name"]: t for t in last_request(fake)["body"]["tools"]}
+        assert tools["StructuredOutput"]["input_schema"] == schema
+        assert results[-1].subtype == "success" and results[-1].structured_output == {"a": 1}
+    finally:
+        await process.close()
 
 
 def blocks(body: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:

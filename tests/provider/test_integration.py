@@ -713,3 +713,23 @@ async def test_one_request_line_per_request_and_no_credential_in_any_record(
     assert secret not in provider_logs.text
     # The process that met the 401 is stopped; it is a zombie only until the SDK reaps it.
     assert await async_wait_until(lambda: not zombies(), 5), zombies()
+
+
+# --------------------------------------------------------------------------- reasoning through the SDK
+
+
+@module_loop
+async def test_reasoning_through_the_sdk_with_allowed_openai_params(provider: Any, fake: FakeAnthropicServer) -> None:
+    """The documented route outside the proxy: LiteLLM's allowed_openai_params names the two parameters."""
+    word = mark()
+    with pytest.raises(litellm.UnsupportedParamsError):
+        await litellm.acompletion(model=model("sonnet"), messages=user("x"), reasoning_effort="high")
+    response = await litellm.acompletion(
+        model=model("sonnet"),
+        messages=user(f"why {word} " + directive(thinking="because", text="so")),
+        reasoning_effort="high",
+        allowed_openai_params=["reasoning_effort", "thinking"],
+    )
+    message = response.choices[0].message
+    assert message.content == "so" and message.reasoning_content == "because"
+    assert one_upstream(fake, word)["body"]["output_config"]["effort"] == "high"

@@ -252,6 +252,7 @@ async def test_usage_from_the_result_includes_cache_tokens() -> None:
         "output_tokens": 7,
         "cache_read_input_tokens": 100,
         "cache_creation_input_tokens": 20,
+        "output_tokens_details": {"thinking_tokens": 3},
     }
     messages = [message_start({"input_tokens": 999}), text_delta("hi"), assistant("hi"), result(usage=usage, cost=0.5)]
     _, outcome = await collect(messages)
@@ -266,6 +267,7 @@ async def test_usage_from_the_result_includes_cache_tokens() -> None:
         "prompt_tokens_details": {"cached_tokens": 100},
         "cache_read_input_tokens": 100,
         "cache_creation_input_tokens": 20,
+        "completion_tokens_details": {"reasoning_tokens": 3},  # thinking is counted in the output tokens
     }
     assert outcome.cost_usd == 0.5
 

@@ -39,6 +39,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "auth_method": "api_key",
         "max_concurrency": 8,
         "request_timeout": 120,
+        "drop_unsupported_params": True,
         "package_source": "wheelhouse",
         "gateway_hosts": ["gw-a.example.internal", "gw-b.example.internal"],
     },

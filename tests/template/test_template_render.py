@@ -230,6 +230,18 @@ def test_proxy_config_settings(project: Path) -> None:
     )
 
 
+def test_proxy_config_declares_reasoning_and_the_drop_params_answer(project: Path) -> None:
+    """Each alias takes reasoning_effort and thinking; drop_params is the answer, and the comment says so."""
+    text = (project / "config" / "litellm.yaml").read_text()
+    config = yaml.safe_load(text)
+    drop = answers_of(project).get("drop_unsupported_params", False)
+    assert config["litellm_settings"]["drop_params"] is drop
+    assert ("dropped, and the provider logs their names" in text) is drop
+    assert ("refused with a 400 naming them" in text) is not drop
+    for entry in config["model_list"]:
+        assert set(entry["litellm_params"]["allowed_openai_params"]) == {"reasoning_effort", "thinking"}
+
+
 # --------------------------------------------------------------------------- systemd
 
 

@@ -29,6 +29,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 
 from .credentials import Credential
 from .errors import CLINotFoundError, ConfigurationError
+from .reasoning import Reasoning
 from .settings import Settings
 from .tools import SERVER, ToolSet, hooks, mcp_server
 
@@ -171,6 +172,8 @@ class Binding:
     max_output_tokens: int | None = None
     tools: ToolSet | None = None
     """The client's tools, fixed when the process starts (a CLI lists its MCP tools once)."""
+    reasoning: Reasoning = field(default_factory=Reasoning)
+    """Effort and thinking budget (:mod:`.reasoning`); the default leaves the CLI's own."""
 
 
 @dataclass(slots=True)

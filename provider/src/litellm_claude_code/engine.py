@@ -38,8 +38,10 @@ from .messages import Conversation
 from .observability import RequestRecord, logger, redact, remember_secret
 from .pool import ProcessPool
 from .process import CliProcess
+from .reasoning import Reasoning
 from .settings import Settings
 from .slots import Slots
+from .stops import StopCutter
 from .streaming import Delta, Outcome, deltas
 from .tools import ToolSet, answer_turn
 
@@ -63,6 +65,9 @@ class Request:
     stream: bool
     timeout: float
     max_output_tokens: int | None = None
+    reasoning: Reasoning = field(default_factory=Reasoning)
+    stop: tuple[str, ...] = ()
+    """Stop strings (emulated, :mod:`.stops`)."""
     tenant: str = ""
     """Who asks (the LiteLLM key, hashed): a process serves one for life, and affinity never crosses."""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
@@ -71,7 +76,9 @@ class Request:
 
     @property
     def binding(self) -> Binding:
-        return Binding(self.model, self.conversation.system, self.max_output_tokens, self.tools)
+        return Binding(
+            self.model, self.conversation.system, self.max_output_tokens, tools=self.tools, reasoning=self.reasoning
+        )
 
 
 class Engine:
@@ -191,6 +198,7 @@ class Engine:
                         )
                         # aclosing: the CLI's message stream is closed as soon as the answer is
                         # complete, so the process is idle (and reusable) right away.
+                        cutter = StopCutter(request.stop) if request.stop else None
                         async with contextlib.aclosing(messages):
                             async for delta in deltas(
                                 messages,
@@ -198,10 +206,23 @@ class Engine:
                                 token_setting=launch.credential.setting,
                                 client_tools=request.tools is not None,
                             ):
+                                if cutter is not None and delta.text:
+                                    # The answer ends at a stop string; leaving the loop before the
+                                    # CLI's result makes _finish stop the turn and cut it off.
+                                    delta = Delta(text=cutter.feed(delta.text))
+                                    if cutter.stopped:
+                                        outcome.finish_reason = "stop"
+                                    if not delta.text and not cutter.stopped:
+                                        continue
                                 if record.ttft_ms is None:
                                     record.ttft_ms = (time.monotonic() - started) * 1000
-                                yielded = True
-                                yield delta
+                                if delta.text or delta.reasoning or delta.tool_call:
+                                    yielded = True
+                                    yield delta
+                                if cutter is not None and cutter.stopped:
+                                    break
+                            if cutter is not None and (rest := cutter.flush()):
+                                yield Delta(text=rest)
                         break
                     except (CLIFailedError, _WarmUnresponsive):
                         if yielded or not lease.warm:
@@ -241,6 +262,8 @@ class Engine:
             record.completion_tokens = outcome.usage.output_tokens
             record.cached_tokens = outcome.usage.cache_read_input_tokens
             record.hit_rate = self.pool.stats.hit_rate
+            if outcome.rate_limit is not None:
+                record.rate_limit = outcome.rate_limit.log_field()
             logger.info(record.line())
 
     async def close(self) -> None:

@@ -83,6 +83,8 @@ class RequestRecord:
     completion_tokens: int = 0
     cached_tokens: int = 0
     finish_reason: str | None = None
+    rate_limit: str | None = None
+    """Utilisation of the subscription windows the CLI reported (``five_hour:0.82``)."""
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -106,6 +108,7 @@ class RequestRecord:
             f"cached_tokens={self.cached_tokens}",
             f"finish_reason={self.finish_reason or '-'}",
             f"warm_hit_rate={'-' if self.hit_rate is None else f'{self.hit_rate:.2f}'}",
+            f"rate_limit={self.rate_limit or '-'}",
         ]
         if self.error:
             parts.append(f'error="{self.error[:200]}"')

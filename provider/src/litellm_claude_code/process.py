@@ -40,7 +40,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from claude_agent_sdk import CLIConnectionError as SDKConnectionError
 from claude_agent_sdk import CLINotFoundError as SDKCLINotFoundError
 from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage
 
+from . import reasoning
 from .cli import Binding, Launch, Workspace, build_options
 from .errors import ClaudeCodeError, CLIFailedError, CLINotFoundError
 from .messages import Conversation, Role, Turn, chain_of
@@ -308,6 +309,9 @@ class CliProcess:
         current = self.binding
         if binding.tools != current.tools:
             raise RuntimeError("a process's tools are fixed when it starts")
+        if binding.reasoning != current.reasoning:
+            await reasoning.bind(self.control, current.reasoning, binding.reasoning)
+            self.binding = current = replace(current, reasoning=binding.reasoning)
         if binding.model != current.model:
             if self.held:
                 raise RuntimeError("the model of a conversation in progress cannot change")
@@ -315,8 +319,8 @@ class CliProcess:
             if binding.system_prompt is not None:
                 request["system_prompt"] = binding.system_prompt
             self._learn_model(await self.control(request))
-            current = Binding(
-                binding.model, binding.system_prompt or current.system_prompt, current.max_output_tokens, current.tools
+            current = replace(
+                current, model=binding.model, system_prompt=binding.system_prompt or current.system_prompt
             )
         if binding.system_prompt != current.system_prompt:
             if binding.system_prompt is None:
@@ -328,13 +332,13 @@ class CliProcess:
                 request["model"] = self._resolved_model or current.model
                 request["only_if_model_is_current"] = True
             self._learn_model(await self.control(request))
-            current = Binding(current.model, binding.system_prompt, current.max_output_tokens, current.tools)
+            current = replace(current, system_prompt=binding.system_prompt)
         if binding.max_output_tokens != current.max_output_tokens:
             value = str(binding.max_output_tokens) if binding.max_output_tokens else ""
             await self.control(
                 {"subtype": "apply_flag_settings", "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": value}}}
             )
-            current = Binding(current.model, current.system_prompt, binding.max_output_tokens, current.tools)
+            current = replace(current, max_output_tokens=binding.max_output_tokens)
         self.binding = current
 
     def _learn_model(self, answer: dict[str, Any]) -> None:

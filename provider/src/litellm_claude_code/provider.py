@@ -28,14 +28,16 @@ from .engine import Engine, Request
 from .errors import BadRequestError, ClaudeCodeError, for_litellm
 from .messages import convert_messages
 from .observability import configure
+from .parameters import drop_requested, screen
+from .reasoning import reasoning_chunk, reasoning_of
 from .settings import Settings
+from .stops import stops_of
 from .streaming import Outcome, ToolCallDelta
 from .tools import check_strict, client_name, to_wire, tool_request
 
 T = TypeVar("T")
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,127}$")
-_UNSUPPORTED: dict[str, str] = {}
 
 
 class ClaudeCodeProvider(CustomLLM):
@@ -91,9 +93,7 @@ class ClaudeCodeProvider(CustomLLM):
             raise BadRequestError(
                 f"model {name!r} is not a Claude model name; use sonnet, opus, haiku or a full model id."
             )
-        for key, reason in _UNSUPPORTED.items():
-            if params.get(key):
-                raise BadRequestError(f"{key}: {reason}. Remove it from the request.")
+        screen(params, drop=drop_requested(litellm_params))
         n = params.get("n")
         if n not in (None, 1):
             raise BadRequestError("n: only one choice per request is supported.")
@@ -114,6 +114,8 @@ class ClaudeCodeProvider(CustomLLM):
             stream=stream,
             timeout=request_timeout,
             max_output_tokens=max_tokens,
+            reasoning=reasoning_of(params),
+            stop=stops_of(params.get("stop")),
             tenant=_tenant(litellm_params),
             tools=tools,
         )
@@ -142,6 +144,9 @@ class ClaudeCodeProvider(CustomLLM):
         outcome = Outcome()
         try:
             async for delta in _in_own_task(self.engine().stream(request, outcome)):
+                if delta.reasoning:
+                    yield cast(GenericStreamingChunk, reasoning_chunk(delta.reasoning))
+                    continue
                 yield GenericStreamingChunk(
                     text=delta.text,
                     is_finished=False,
@@ -289,6 +294,8 @@ def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: 
             )
             for call in outcome.tool_calls
         ]
+    if outcome.reasoning:
+        choice.message.reasoning_content = outcome.reasoning
     choice.finish_reason = cast(Any, outcome.finish_reason)
     response.model = outcome.model or model
     response.created = int(time.time())
@@ -300,6 +307,7 @@ def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: 
         prompt_tokens_details={"cached_tokens": usage.cache_read_input_tokens},
         cache_read_input_tokens=usage.cache_read_input_tokens,
         cache_creation_input_tokens=usage.cache_creation_input_tokens,
+        completion_tokens_details={"reasoning_tokens": usage.reasoning_tokens},
     )
     return response
 

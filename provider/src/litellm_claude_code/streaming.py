@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, TextBlock, ToolUseBlock
-from claude_agent_sdk.types import Message, StreamEvent
+from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, TextBlock, ThinkingBlock, ToolUseBlock
+from claude_agent_sdk.types import Message, RateLimitEvent, StreamEvent
 
 from .errors import (
     BadRequestError,
@@ -27,6 +27,7 @@ from .errors import (
     UpstreamServerError,
     from_upstream_status,
 )
+from .ratelimits import RateLimitState
 from .tools import ToolCall
 
 FINISH_REASONS = {
@@ -48,6 +49,8 @@ class Usage:
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    """Of the output tokens, those spent thinking (the CLI's ``output_tokens_details``)."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -70,6 +73,7 @@ class Usage:
             output_tokens=count("output_tokens"),
             cache_read_input_tokens=count("cache_read_input_tokens"),
             cache_creation_input_tokens=count("cache_creation_input_tokens"),
+            reasoning_tokens=_thinking_tokens(data),
         )
 
     def as_openai(self) -> dict[str, Any]:
@@ -80,7 +84,14 @@ class Usage:
             "prompt_tokens_details": {"cached_tokens": self.cache_read_input_tokens},
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
+
+
+def _thinking_tokens(data: dict[str, Any]) -> int:
+    details = data.get("output_tokens_details")
+    value = details.get("thinking_tokens") if isinstance(details, dict) else None
+    return int(value) if isinstance(value, int | float) else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,14 @@ class Outcome:
     parts: list[str] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
     """Claude's calls of client tools, as the CLI named them, in order (set when the answer ends)."""
+    reasoning_parts: list[str] = field(default_factory=list)
+    rate_limit: RateLimitState | None = None
+    """The subscription window the CLI last reported (subscription tokens only)."""
+
+    @property
+    def reasoning(self) -> str:
+        """The whole thinking as the client received it."""
+        return "".join(self.reasoning_parts)
 
     @property
     def text(self) -> str:
@@ -140,10 +159,17 @@ _ASSISTANT_ERRORS: dict[str, type[ClaudeCodeError]] = {
 
 
 def _result_error(
-    result: ResultMessage, assistant_error: str | None, token_setting: str, retry_after: float | None = None
+    result: ResultMessage,
+    assistant_error: str | None,
+    token_setting: str,
+    retry_after: float | None = None,
+    rate_limit: RateLimitState | None = None,
 ) -> ClaudeCodeError:
     detail = "; ".join(result.errors or []) or (result.result or result.subtype or "unknown error")
     detail = detail[:500]
+    limited = result.api_error_status == 429 or assistant_error == "rate_limit"
+    if limited and rate_limit is not None and rate_limit.status == "rejected":
+        return rate_limit.refusal()  # a subscription window refused it: wait for its reset
     if result.api_error_status:
         return from_upstream_status(result.api_error_status, detail, token_setting, retry_after=retry_after)
     if assistant_error == "rate_limit" and retry_after is not None:
@@ -231,6 +257,8 @@ async def deltas(
     calls = _Calls()
     streamed = ""  # this attempt's text, from stream deltas
     assembled = ""  # this attempt's text, from complete assistant messages
+    thoughts = _Transcript()  # the same for the thinking
+    streamed_thinking = assembled_thinking = ""
     assistant_error: str | None = None
     stream_usage: dict[str, Any] = {}
     # The CLI reports no upstream Retry-After in its result; its `api_retry` notice before a
@@ -248,7 +276,9 @@ async def deltas(
                 start = event.get("message") or {}
                 outcome.model = start.get("model") or outcome.model
                 stream_usage = dict(start.get("usage") or {})
-                streamed = assembled = ""
+                # Provisional, for an answer cut short (a stop string): the result's totals replace it.
+                outcome.usage = Usage.from_dict(stream_usage)
+                streamed = assembled = streamed_thinking = assembled_thinking = ""
             elif kind == "content_block_start" and client_tools:
                 block = event.get("content_block") or {}
                 if block.get("type") == "tool_use" and isinstance(block.get("id"), str):
@@ -262,6 +292,11 @@ async def deltas(
                     piece = calls.more(int(event.get("index", 0)), str(delta.get("partial_json") or ""))
                     if piece is not None:
                         yield Delta(tool_call=piece)
+                elif delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                    streamed_thinking += delta["thinking"]
+                    if thought := thoughts.advance(streamed_thinking):
+                        outcome.reasoning_parts.append(thought)
+                        yield Delta(reasoning=thought)
             elif kind == "message_delta":
                 reason = (event.get("delta") or {}).get("stop_reason")
                 stream_usage.update(event.get("usage") or {})
@@ -280,6 +315,10 @@ async def deltas(
                 assistant_error = str(message.error)
                 continue
             outcome.model = message.model or outcome.model
+            assembled_thinking += "".join(b.thinking for b in message.content if isinstance(b, ThinkingBlock))
+            if thought := thoughts.advance(assembled_thinking):
+                outcome.reasoning_parts.append(thought)
+                yield Delta(reasoning=thought)
             assembled += "".join(block.text for block in message.content if isinstance(block, TextBlock))
             tail = transcript.advance(assembled)
             for block in message.content:
@@ -290,6 +329,8 @@ async def deltas(
                     rest = calls.more(-len(calls.calls), json.dumps(block.input, separators=(",", ":")))
                     if rest is not None:
                         yield Delta(tool_call=rest)
+        elif isinstance(message, RateLimitEvent):
+            outcome.rate_limit = RateLimitState.from_event(message)
         elif isinstance(message, SystemMessage) and message.subtype == "api_retry":
             data = message.data or {}
             delay_ms = data.get("retry_delay_ms")
@@ -301,7 +342,7 @@ async def deltas(
             if message.stop_reason:
                 outcome.stop_reason = message.stop_reason
             if assistant_error is not None or (message.is_error and message.subtype != "error_max_turns"):
-                raise _result_error(message, assistant_error, token_setting, rate_limit_wait)
+                raise _result_error(message, assistant_error, token_setting, rate_limit_wait, outcome.rate_limit)
             outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "end_turn", "stop")
             outcome.tool_calls = calls.done()
             if outcome.tool_calls:

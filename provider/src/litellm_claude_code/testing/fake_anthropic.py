@@ -184,7 +184,40 @@ _CHECKS: dict[str, Any] = {
     "usage": lambda v: isinstance(v, dict) and set(v) <= _USAGE_KEYS and all(_is_count(n) for n in v.values()),
     "headers": lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
     "should_retry": lambda v: isinstance(v, bool),
+    "thinking": lambda v: isinstance(v, str) and bool(v),
+    "rate_limit": lambda v: _check_rate_limit(v),
 }
+
+
+def _check_rate_limit(value: object) -> None:
+    if not isinstance(value, dict) or set(value) - {"window", "utilization", "status", "reset_in"}:
+        raise ScenarioError("rate_limit: expected {window, utilization, status, reset_in}")
+    if value.get("window", "five_hour") not in _RATE_LIMIT_WINDOWS:
+        raise ScenarioError(f"rate_limit.window: one of {', '.join(_RATE_LIMIT_WINDOWS)}")
+    if value.get("status", "allowed") not in ("allowed", "allowed_warning", "rejected"):
+        raise ScenarioError("rate_limit.status: allowed, allowed_warning or rejected")
+    if not _is_number(value.get("utilization", 0)) or not _is_number(value.get("reset_in", 3600)):
+        raise ScenarioError("rate_limit.utilization and reset_in: numbers")
+
+
+# The subscription windows of the ``anthropic-ratelimit-unified-*`` headers, and their short names.
+_RATE_LIMIT_WINDOWS = {"five_hour": "5h", "seven_day": "7d"}
+
+
+def _rate_limit_headers(value: Mapping[str, Any]) -> dict[str, str]:
+    """What the real API sends a subscription token on every answer (429 included)."""
+    window = value.get("window", "five_hour")
+    status = value.get("status", "allowed")
+    reset = str(int(time.time() + float(value.get("reset_in", 3600))))
+    short = _RATE_LIMIT_WINDOWS[window]
+    return {
+        "anthropic-ratelimit-unified-status": status,
+        "anthropic-ratelimit-unified-reset": reset,
+        "anthropic-ratelimit-unified-representative-claim": window,
+        f"anthropic-ratelimit-unified-{short}-status": status,
+        f"anthropic-ratelimit-unified-{short}-reset": reset,
+        f"anthropic-ratelimit-unified-{short}-utilization": str(value.get("utilization", 0)),
+    }
 
 
 def validate_scenario(scenario: object) -> Scenario:
@@ -316,6 +349,7 @@ class _Plan:
     stream_error: dict[str, str] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    thinking: list[str] = field(default_factory=list)
 
 
 def _offered_name(name: str, tools: object) -> str:
@@ -430,8 +464,23 @@ def _plan(scenario: Scenario, body: Mapping[str, Any], echo_text: str) -> _Plan:
             **scenario.get("stream_error", {}),
         },
         usage=dict(scenario.get("usage", {})),
-        headers=dict(scenario.get("headers", {})),
+        headers={**_rate_limit_headers(scenario.get("rate_limit") or {}), **scenario.get("headers", {})}
+        if scenario.get("rate_limit")
+        else dict(scenario.get("headers", {})),
+        thinking=_thinking(scenario, body),
     )
+
+
+def _thinking(scenario: Scenario, body: Mapping[str, Any]) -> list[str]:
+    """Thinking blocks answer only a request with thinking on (``enabled`` or ``adaptive``), as the API does."""
+    config = body.get("thinking")
+    if (
+        not scenario.get("thinking")
+        or not isinstance(config, dict)
+        or config.get("type") not in ("enabled", "adaptive")
+    ):
+        return []
+    return split_tokens(scenario["thinking"])
 
 
 # --------------------------------------------------------------------------- state
@@ -653,7 +702,9 @@ def _simulate_cache(
 
 
 def _usage(plan: _Plan, cache: CacheUsage) -> dict[str, int]:
-    out_tokens = len(plan.tokens) + sum(max(1, len(json.dumps(t["input"])) // 4) for t in plan.tool_uses)
+    out_tokens = (
+        len(plan.thinking) + len(plan.tokens) + sum(max(1, len(json.dumps(t["input"])) // 4) for t in plan.tool_uses)
+    )
     usage = {
         "input_tokens": cache.input,
         "cache_creation_input_tokens": cache.creation,
@@ -736,13 +787,16 @@ async def _stream(
         )
         index = 0
         pinged = False
+        if plan.thinking:
+            await _stream_thinking(resp, plan)
+            index = 1
         if plan.tokens or plan.error_after is not None or plan.drop_after is not None:
             await resp.write(
                 _sse(
                     "content_block_start",
                     {
                         "type": "content_block_start",
-                        "index": 0,
+                        "index": index,
                         "content_block": {"type": "text", "text": ""},
                     },
                 )
@@ -758,7 +812,7 @@ async def _stream(
                         "content_block_delta",
                         {
                             "type": "content_block_delta",
-                            "index": 0,
+                            "index": index,
                             "delta": {"type": "text_delta", "text": token},
                         },
                     )
@@ -766,8 +820,8 @@ async def _stream(
                 sent += 1
             if outcome := await interrupt():
                 return resp, outcome
-            await resp.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
-            index = 1
+            await resp.write(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
         if not pinged:
             await resp.write(_sse("ping", {"type": "ping"}))
         for tool in plan.tool_uses:
@@ -824,8 +878,27 @@ async def _stream(
     return resp, "ok"
 
 
+async def _stream_thinking(resp: web.StreamResponse, plan: _Plan) -> None:
+    """A thinking block at index 0: its text in ``thinking_delta`` pieces, then its signature."""
+    start = {"type": "thinking", "thinking": "", "signature": ""}
+    await resp.write(_sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start}))
+    for token in plan.thinking:
+        await _sleep(plan.token_delay)
+        delta = {"type": "thinking_delta", "thinking": token}
+        await resp.write(_sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+    delta = {"type": "signature_delta", "signature": _signature(plan.thinking)}
+    await resp.write(_sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+    await resp.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+
+
+def _signature(thinking: list[str]) -> str:
+    return "fakesig" + hashlib.sha256("".join(thinking).encode()).hexdigest()[:32]
+
+
 def _message_json(plan: _Plan, cache: CacheUsage) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
+    if plan.thinking:
+        content.append({"type": "thinking", "thinking": "".join(plan.thinking), "signature": _signature(plan.thinking)})
     if plan.tokens:
         content.append({"type": "text", "text": "".join(plan.tokens)})
     content.extend(plan.tool_uses)
