@@ -190,6 +190,16 @@ async def test_another_model_and_system_prompt_reuse_an_idle_process(make_pool: 
     assert again is first and lease.warm and lease.plan == Plan(0, (), True)
 
 
+async def test_a_new_system_prompt_mid_conversation_keeps_the_process(make_pool: Any) -> None:
+    """A chat UI with the time in its system prompt: the same process serves the next turn, in
+    place, or (haiku, whose session refuses the guarded switch) with the history written again."""
+    pool = make_pool(warm_max=1, max_concurrency=2)
+    for model, kind in (("sonnet", "continued"), ("haiku", "rebuilt")):
+        first, _ = await ask(pool, conversation(f"{model} q1", system="time 10:00"), model=model)
+        again, lease = await ask(pool, conversation(f"{model} q1", "answer", "q2", system="time 10:01"), model=model)
+        assert again is first and lease.warm and lease.plan.kind == kind, (model, lease)
+
+
 async def test_the_model_of_a_kept_conversation_does_not_change(make_pool: Any) -> None:
     pool = make_pool(warm_max=1, max_concurrency=2)
     first, _ = await ask(pool, conversation("q1"))
