@@ -28,8 +28,8 @@ recently used idle process gives way, so no conversation or spec can hold the wa
 A process that has just served a request is kept and, when the warm set is over ``warm_max``,
 the least recently used idle process is stopped instead. Spares are started whenever the warm
 set has room and a slot is free, for the credential and the model most asked for by the recent
-requests, so a burst finds processes ready; no more start at once than there are CPUs, so the
-start-up of spares does not starve the requests being served.
+requests, so a burst finds processes ready; no more start at once than half the CPUs (at least
+one), so the start-up of spares leaves CPU to the requests being served.
 
 Eviction is least recently used, not weighted by how often a process's model or system prompt is
 asked for: for a new conversation any idle process is fitted late (model, system prompt, output
@@ -170,8 +170,9 @@ class ProcessPool(Generic[P]):
         self._closing: set[asyncio.Task[None]] = set()
         self._models: collections.deque[str] = collections.deque(maxlen=MODEL_WINDOW)
         self._evicted: collections.deque[Evicted] = collections.deque(maxlen=max(8, 2 * settings.max_concurrency))
-        # Spares starting at once: one per CPU; more only share the same cores and all finish later.
-        self.starting_limit = starting_limit or max(1, int(read_host().cpus))
+        # Spares starting at once: half the CPUs, at least one. Each start is about a CPU-second; the
+        # other half is left to the requests being served (a burst of starts slowed them on 2 cores).
+        self.starting_limit = starting_limit or max(1, int(read_host().cpus) // 2)
         self._last_launch: Launch | None = None
         self._closed = False
         self.stats = PoolStats()
