@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,14 @@ def test_the_default_on_this_machine_follows_the_rule() -> None:
     settings = Settings()
     assert settings.max_concurrency == concurrency_for(found.cpus, found.memory)
     assert settings.warm_max == settings.max_concurrency
+
+
+def test_each_worker_logs_the_limits_in_force(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from litellm_claude_code.engine import Engine
+
+    found = read_host()
+    with caplog.at_level(logging.INFO, logger="litellm_claude_code"):
+        Engine(Settings(state_dir=tmp_path, max_concurrency=5))
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("claude_code_limits ")]
+    assert f"max_concurrency=5 warm_max=5 warm_enabled=true auto={concurrency_for(found.cpus, found.memory)} " in line
+    assert f"host='{found.describe()}'" in line
