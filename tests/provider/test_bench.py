@@ -67,7 +67,7 @@ def test_mixed_bench_serves_every_app_and_model(tmp_path: Path) -> None:
     # Five requests: four apps' system prompts (one new each time) and a haiku request.
     args = ("--mixed", "--concurrency", "1", "--requests", "5", "--tokens", "5", "--warm-max", "2")
     stdout, report = run_bench(tmp_path, *args)
-    assert "| design | conc. | requests | TTFT p50" in stdout, stdout[-3000:]
+    assert "| design | conc. | requests | upstream TTFT | TTFT p50" in stdout, stdout[-3000:]
     assert re.search(r"MAX_CONCURRENCY=\d+, WARM_MAX=2 \(set: WARM_MAX; host: ", stdout), stdout[:2000]
     rows = {row["design"]: row for row in report["mixed"]}
     assert set(rows) == {"warm", "cold"}
