@@ -11,11 +11,16 @@ prints one Markdown table with both designs side by side:
 - peak RSS of the proxy's whole process tree, in MiB;
 - upstream request bytes per completion, and how far above the client's own messages.
 
+Every run uses the provider's defaults (``MAX_CONCURRENCY`` and ``WARM_MAX`` derived from the
+host) unless ``--max-concurrency`` / ``--warm-max`` set them, and each table says which values
+were in force and what the host gave.
+
 The upstream sends ``--tokens`` tokens ``--token-delay`` seconds apart; its own time to
 first token is measured directly and shown in the first row, so the table reads as
 "overhead above the upstream".
 
-    python bench/bench.py                       # both designs, concurrency 1, 4, 8
+    python bench/bench.py                       # both designs, concurrency 1, 4, 8, provider defaults
+    python bench/bench.py --max-concurrency 8 --warm-max 8   # tuned values instead of the defaults
     python bench/bench.py --designs warm --concurrency 1 8 --requests 16
     python bench/bench.py --conversation        # 10-turn chats: real turns vs flattened
     python bench/bench.py --mixed               # several apps' system prompts, models mixed
@@ -50,6 +55,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import httpx
 import psutil
+from litellm_claude_code.host import read_host
+from litellm_claude_code.settings import Settings
 from litellm_claude_code.testing import FakeAnthropicServer
 from openai import AsyncOpenAI
 
@@ -155,6 +162,27 @@ class TreeSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def tuned(args: argparse.Namespace) -> dict[str, str]:
+    """The LITELLM_CLAUDE_CODE_* values given on the command line (the rest: the provider's defaults)."""
+    settings = {}
+    if args.max_concurrency is not None:
+        settings["max_concurrency"] = str(args.max_concurrency)
+    if args.warm_max is not None:
+        settings["warm_max"] = str(args.warm_max)
+    return settings
+
+
+def in_force(settings: dict[str, str]) -> str:
+    """MAX_CONCURRENCY and WARM_MAX as the proxy resolves them from ``settings`` (same host, same rule)."""
+    resolved = Settings.from_env({f"LITELLM_CLAUDE_CODE_{name.upper()}": value for name, value in settings.items()})
+    given = [name for name in ("max_concurrency", "warm_max") if name in settings]
+    how = f"set: {', '.join(n.upper() for n in given)}" if given else "provider defaults"
+    return (
+        f"MAX_CONCURRENCY={resolved.max_concurrency}, WARM_MAX={resolved.warm_max} ({how}; host: "
+        f"{read_host().describe()})"
+    )
 
 
 def start_proxy(
@@ -275,8 +303,7 @@ def upstream_ttft(fake: FakeAnthropicServer) -> tuple[float, float]:
 
 def run_design(design: str, args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path) -> list[Row]:
     rows = []
-    top = str(max(args.concurrency))
-    settings = {"max_concurrency": top, "warm_max": top, "warm_enabled": "true" if design == "warm" else "false"}
+    settings = {**tuned(args), "warm_enabled": "true" if design == "warm" else "false"}
     proc, port = start_proxy(design, fake, workdir, settings)
     try:
         sampler = TreeSampler(proc.pid)
@@ -320,7 +347,7 @@ def run_design(design: str, args: argparse.Namespace, fake: FakeAnthropicServer,
 def table(rows: list[Row], upstream: tuple[float, float], args: argparse.Namespace) -> str:
     lines = [
         f"Upstream: {args.tokens} tokens, {args.token_delay * 1000:.0f} ms apart; its own first token "
-        f"{upstream[0]:.3f} s, whole answer {upstream[1]:.3f} s.",
+        f"{upstream[0]:.3f} s, whole answer {upstream[1]:.3f} s. One proxy worker, {in_force(tuned(args))}.",
         "",
         "| design | conc. | requests | TTFT p50 | TTFT p95 | total p50 | total p95 | completions/s | CPU-s/req "
         "| peak RSS MiB | upstream bytes/req | above client msg |",
@@ -472,8 +499,7 @@ async def converse(
 
 def run_conversations(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path) -> dict[str, list[Turn]]:
     """Both designs on one proxy with the provider's defaults (or ``--warm-max``), cache cleared between."""
-    settings = {} if args.warm_max is None else {"warm_max": str(args.warm_max)}
-    proc, port = start_proxy("conversation", fake, workdir, settings)
+    proc, port = start_proxy("conversation", fake, workdir, tuned(args))
     runs: dict[str, list[Turn]] = {}
     try:
         asyncio.run(drive(port, 1, 2))  # first contact: import paths, the first process
@@ -490,7 +516,7 @@ def run_conversations(args: argparse.Namespace, fake: FakeAnthropicServer, workd
 
 
 def conversation_table(runs: dict[str, list[Turn]], args: argparse.Namespace) -> str:
-    settings = "provider defaults" if args.warm_max is None else f"WARM_MAX={args.warm_max}"
+    settings = in_force(tuned(args))
     lines = [
         f"Conversation: {args.turns} turns of about {args.turn_tokens} tokens, streamed, one request at a time "
         f"({settings}). Upstream: the fake with its prompt-cache simulation.",
@@ -550,6 +576,7 @@ class MixedRow:
     overhead_p90: float
     warm_hit_rate: float
     cpu_s_per_request: float
+    upstream_first: float = 0.0
 
 
 def mixed_request(index: int) -> tuple[str, list[dict[str, str]]]:
@@ -596,14 +623,11 @@ def warm_lines(log: Path) -> list[bool]:
 
 
 def run_mixed(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path) -> list[MixedRow]:
-    upstream_first = upstream_ttft(fake)[0]
+    """Overhead is measured against the upstream's own first token, measured just before and just
+    after each phase (the lower of the two: on a loaded machine a single measurement swings)."""
     rows = []
     for design in args.designs:
-        settings = {"log_level": "INFO", "warm_enabled": "true" if design == "warm" else "false"}
-        if args.warm_max is not None:
-            settings["warm_max"] = str(args.warm_max)
-        if args.max_concurrency is not None:
-            settings["max_concurrency"] = str(args.max_concurrency)
+        settings = {**tuned(args), "log_level": "INFO", "warm_enabled": "true" if design == "warm" else "false"}
         proc, port = start_proxy(design, fake, workdir, settings)
         log = workdir / f"proxy-{design}.log"
         try:
@@ -613,12 +637,14 @@ def run_mixed(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path
             for concurrency in args.concurrency:
                 count = max(args.requests, concurrency * 4)
                 seen = len(warm_lines(log))
+                before = upstream_ttft(fake)[0]
                 cpu_before = sampler.cpu_seconds()
                 ttfts, errors = asyncio.run(drive_mixed(port, concurrency, start, count))
                 start += count
                 cpu = sampler.cpu_seconds() - cpu_before
                 time.sleep(0.5)  # the last log lines
                 warm = warm_lines(log)[seen:]
+                upstream_first = min(before, upstream_ttft(fake)[0])
                 overheads = [t - upstream_first for t in ttfts]
                 rows.append(
                     MixedRow(
@@ -632,6 +658,7 @@ def run_mixed(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path
                         overhead_p90=percentile(overheads, 0.9),
                         warm_hit_rate=sum(warm) / len(warm) if warm else 0.0,
                         cpu_s_per_request=cpu / max(1, len(ttfts)),
+                        upstream_first=upstream_first,
                     )
                 )
                 print(f"  mixed {design} c={concurrency}: done", file=sys.stderr)
@@ -641,23 +668,20 @@ def run_mixed(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path
 
 
 def mixed_table(rows: list[MixedRow], args: argparse.Namespace) -> str:
-    settings = ", ".join(
-        f"{name}={value}"
-        for name, value in (("WARM_MAX", args.warm_max), ("MAX_CONCURRENCY", args.max_concurrency))
-        if value is not None
-    )
     lines = [
         "Mixed traffic: four apps' system prompts in turn, one of them changing per request, every fifth "
-        f"request on haiku; streamed ({settings or 'provider defaults'}).",
+        f"request on haiku; streamed; {in_force(tuned(args))}. Load average at the end: "
+        f"{os.getloadavg()[0]:.1f}.",
         "",
-        "| design | conc. | requests | TTFT p50 | TTFT p90 | above upstream p50 | above upstream p90 | warm hits "
-        "| CPU-s/req |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| design | conc. | requests | upstream TTFT | TTFT p50 | TTFT p90 | above upstream p50 | above upstream p90 "
+        "| warm hits | CPU-s/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         errors = f" ({row.errors} failed)" if row.errors else ""
         lines.append(
-            f"| {row.design} | {row.concurrency} | {row.requests}{errors} | {row.ttft_p50:.3f} | {row.ttft_p90:.3f} "
+            f"| {row.design} | {row.concurrency} | {row.requests}{errors} | {row.upstream_first:.3f} "
+            f"| {row.ttft_p50:.3f} | {row.ttft_p90:.3f} "
             f"| {row.overhead_p50:.3f} | {row.overhead_p90:.3f} | {row.warm_hit_rate:.0%} "
             f"| {row.cpu_s_per_request:.2f} |"
         )
@@ -677,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mixed", action="store_true", help="run the mixed-traffic benchmark instead (several apps)")
     parser.add_argument(
-        "--max-concurrency", type=int, help="mixed: LITELLM_CLAUDE_CODE_MAX_CONCURRENCY (default: the provider's)"
+        "--max-concurrency", type=int, help="LITELLM_CLAUDE_CODE_MAX_CONCURRENCY (default: host-derived)"
     )
     parser.add_argument("--turns", type=int, default=10, help="conversation: turns per chat")
     parser.add_argument("--turn-tokens", type=int, default=2000, help="conversation: tokens of each user turn")
@@ -688,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         help="conversation: also run this many chats interleaved (mixed traffic)",
     )
     parser.add_argument(
-        "--warm-max", type=int, help="conversation: LITELLM_CLAUDE_CODE_WARM_MAX (default: the provider's)"
+        "--warm-max", type=int, help="LITELLM_CLAUDE_CODE_WARM_MAX (default: the provider's, MAX_CONCURRENCY)"
     )
     args = parser.parse_args(argv)
     # One log line per upstream request would drown the table.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,8 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
 def test_bench_runs_and_reports_both_designs(tmp_path: Path) -> None:
     stdout, report = run_bench(tmp_path, "--concurrency", "1", "--requests", "2", "--tokens", "5")
     assert "| design | conc." in stdout, stdout[-3000:]
+    # The values in force are printed: here the provider's defaults, derived from the host.
+    assert re.search(r"MAX_CONCURRENCY=\d+, WARM_MAX=\d+ \(provider defaults; host: ", stdout), stdout[:2000]
     rows = {row["design"]: row for row in report["rows"]}
     assert set(rows) == {"warm", "cold"}
     for design, row in rows.items():
@@ -62,8 +65,10 @@ def test_conversation_bench_shows_cache_reads_for_real_turns_only(tmp_path: Path
 
 def test_mixed_bench_serves_every_app_and_model(tmp_path: Path) -> None:
     # Five requests: four apps' system prompts (one new each time) and a haiku request.
-    stdout, report = run_bench(tmp_path, "--mixed", "--concurrency", "1", "--requests", "5", "--tokens", "5")
-    assert "| design | conc. | requests | TTFT p50" in stdout, stdout[-3000:]
+    args = ("--mixed", "--concurrency", "1", "--requests", "5", "--tokens", "5", "--warm-max", "2")
+    stdout, report = run_bench(tmp_path, *args)
+    assert "| design | conc. | requests | upstream TTFT | TTFT p50" in stdout, stdout[-3000:]
+    assert re.search(r"MAX_CONCURRENCY=\d+, WARM_MAX=2 \(set: WARM_MAX; host: ", stdout), stdout[:2000]
     rows = {row["design"]: row for row in report["mixed"]}
     assert set(rows) == {"warm", "cold"}
     assert all(row["errors"] == 0 and row["requests"] == 5 for row in rows.values()), rows

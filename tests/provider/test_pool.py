@@ -191,6 +191,16 @@ async def test_another_model_and_system_prompt_reuse_an_idle_process(make_pool: 
     assert again is first and lease.warm and lease.plan == Plan(0, (), True)
 
 
+async def test_a_new_system_prompt_mid_conversation_keeps_the_process(make_pool: Any) -> None:
+    """A chat UI with the time in its system prompt: the same process serves the next turn, in
+    place, or (haiku, whose session refuses the guarded switch) with the history written again."""
+    pool = make_pool(warm_max=1, max_concurrency=2)
+    for model, kind in (("sonnet", "continued"), ("haiku", "rebuilt")):
+        first, _ = await ask(pool, conversation(f"{model} q1", system="time 10:00"), model=model)
+        again, lease = await ask(pool, conversation(f"{model} q1", "answer", "q2", system="time 10:01"), model=model)
+        assert again is first and lease.warm and lease.plan.kind == kind, (model, lease)
+
+
 async def test_the_model_of_a_kept_conversation_does_not_change(make_pool: Any) -> None:
     pool = make_pool(warm_max=1, max_concurrency=2)
     first, _ = await ask(pool, conversation("q1"))
@@ -233,6 +243,87 @@ async def test_a_new_spec_is_served_warm_from_its_second_request(make_pool: Any)
     for index in range(3):
         _, lease = await ask(pool, conversation(f"new app {index}", system=f"new app, date {index}"), model="opus")
         assert lease.warm, f"request {index} of the new spec was cold ({lease.cold_reason})"
+
+
+async def test_a_new_litellm_key_is_served_warm_from_its_second_request(make_pool: Any) -> None:
+    """The warm set full of one key's processes holds nothing hostage: the next key's first
+    request is cold, the rest are warm, and the old key's idle processes give way."""
+    pool = make_pool(warm_max=2, max_concurrency=2)
+    for index in range(4):
+        await ask(pool, conversation(f"alice {index}"), tenant="alice")
+    assert {p.tenant for p in pool.idle_processes()} == {"alice"} and pool.idle == 2
+    for index in range(4):
+        _, lease = await ask(pool, conversation(f"bob {index}"), tenant="bob")
+        assert lease.warm == (index > 0), (index, lease.cold_reason)
+    await ask(pool, conversation("bob again"), tenant="bob")
+    assert [p.tenant for p in pool.idle_processes()].count("bob") >= 1
+
+
+async def test_a_request_without_a_system_prompt_is_not_starved_by_apps_with_one(make_pool: Any) -> None:
+    """Three apps in turn, one without a system prompt: a process without one is spent last, so
+    that app stays warm (least recently used alone would give it to another app every round)."""
+    pool = make_pool(warm_max=2, max_concurrency=2)
+    cold = []
+    for index in range(12):
+        system = ("app A", "app B", None)[index % 3]
+        _, lease = await ask(pool, conversation(f"request {index}", system=system))
+        if not lease.warm:
+            cold.append((index, system, lease.cold_reason))
+    assert len(cold) <= 2, cold
+
+
+async def test_spares_follow_the_model_of_the_recent_traffic(make_pool: Any) -> None:
+    pool = make_pool(warm_max=2, max_concurrency=3)
+    for index in range(40):
+        await ask(pool, conversation(f"sonnet {index}"), model="sonnet")
+    for index in range(20):
+        await ask(pool, conversation(f"opus {index}"), model="opus")
+    lease = await pool.checkout(conversation("one more"), Binding("sonnet"), LAUNCH, "")
+    before = len(FakeProcess.made)
+    pool.checkin(lease.process, keep=False)  # retired: a spare takes its place
+    await settle()
+    spares = FakeProcess.made[before:]
+    assert spares and all(p.binding.model == "opus" for p in spares)  # not sonnet, the all-time favourite
+
+
+async def test_spares_start_no_more_than_the_starting_limit_at_once(tmp_path: Path) -> None:
+    FakeProcess.made = []
+    settings = Settings(state_dir=tmp_path, max_concurrency=6, warm_max=6)
+    held: list[FakeProcess] = []
+
+    def factory(launch: Launch, binding: Binding) -> FakeProcess:
+        process = FakeProcess(launch, binding, hold_start=bool(held) or len(FakeProcess.made) > 0)
+        held.append(process)
+        return process
+
+    pool = ProcessPool(settings, Slots(6), factory, starting_limit=2)
+    await ask(pool, conversation("first"))
+    starting = [p for p in FakeProcess.made if not p._started.is_set()]
+    assert len(starting) == 2 and pool.slots.in_use == 3
+    for process in starting:
+        process._started.set()
+    await settle()
+    assert len(FakeProcess.made) == 5  # the next two, as the first two are up
+    for process in FakeProcess.made:
+        process._started.set()
+    await settle()
+    assert len(FakeProcess.made) == 6 and pool.idle == 6
+    await pool.close()
+
+
+async def test_a_cold_start_caused_by_an_eviction_says_so(make_pool: Any) -> None:
+    pool = make_pool(warm_max=2, max_concurrency=2)
+    await ask(pool, conversation("q1"), tenant="alice")
+    await asyncio.sleep(0.01)
+    await ask(pool, conversation("q2"), tenant="alice")
+    _, lease = await ask(pool, conversation("q3"), tenant="bob")  # alice's older process gives way
+    assert lease.cold_reason == "mismatch"
+    await asyncio.sleep(0.01)
+    _, lease = await ask(pool, conversation("q4"), tenant="carol")  # alice's other one gives way
+    assert lease.cold_reason == "mismatch"
+    _, lease = await ask(pool, conversation("q5"), tenant="alice")  # had her processes been kept...
+    assert not lease.warm and lease.cold_reason == "evicted"
+    assert pool.stats.cold_reasons["evicted"] == 1
 
 
 async def test_a_burst_waits_for_a_spare_that_is_starting(make_pool: Any) -> None:
@@ -278,6 +369,7 @@ async def test_a_request_needing_a_new_process_evicts_the_least_recently_used(ma
     assert lease.cold_reason == "mismatch" and lease.plan.kind == "rebuilt"
     assert first.closed and not second.closed
     assert pool.slots.in_use <= 2
+    assert _new in pool.idle_processes()  # the process that just served is kept
 
 
 async def test_never_more_processes_than_the_cap(make_pool: Any) -> None:

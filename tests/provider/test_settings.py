@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from litellm_claude_code.host import concurrency_for, read_host
 from litellm_claude_code.settings import PREFIX, Settings, SettingsError, settings_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,8 @@ def test_defaults(clean_environment: Path) -> None:
     settings = Settings.from_env({})
     assert settings == Settings()
     assert settings.default_model == "sonnet"
-    assert settings.max_concurrency == 4
+    found = read_host()
+    assert settings.max_concurrency == concurrency_for(found.cpus, found.memory)  # auto (test_host.py)
     assert settings.queue_timeout == 30.0
     assert settings.request_timeout == 600.0
     assert settings.cli_max_retries == 1
@@ -42,7 +44,7 @@ def test_defaults(clean_environment: Path) -> None:
     assert settings.cli_path == ""
     assert settings.log_level == "INFO"
     assert settings.warm_enabled is True
-    assert settings.warm_max == 2
+    assert settings.warm_max == settings.max_concurrency
     assert settings.warm_idle_timeout == 300.0
     assert settings.warm_max_uses == 100
     assert settings.warm_max_age == 900.0
@@ -95,7 +97,7 @@ def test_blank_values_mean_the_default_and_values_are_trimmed() -> None:
     settings = Settings.from_env(
         {"LITELLM_CLAUDE_CODE_MAX_CONCURRENCY": "   ", "LITELLM_CLAUDE_CODE_WARM_MAX": " 3 ", PREFIX + "CLI_PATH": ""}
     )
-    assert settings.max_concurrency == 4
+    assert settings.max_concurrency == Settings().max_concurrency
     assert settings.warm_max == 3
     assert settings.cli_path == ""
 
@@ -130,6 +132,7 @@ def test_booleans(value: str, expected: bool) -> None:
         ("WARM_ENABLED", "maybe", "is not a boolean"),
         ("WARM_MAX", "-1", "must be 0 or more"),
         ("WARM_MAX", "two", "is not a whole number"),
+        ("MAX_CONCURRENCY", "automatic", "is not a whole number"),
         ("WARM_IDLE_TIMEOUT", "0", "must be more than 0 seconds"),
         ("WARM_MAX_USES", "0", "must be at least 1"),
         ("WARM_MAX_AGE", "-5", "must be more than 0 seconds"),
@@ -188,7 +191,10 @@ def test_settings_table_lists_every_setting_with_its_default() -> None:
     assert len(lines) == 2 + len(dataclasses.fields(Settings))
     names = [re.match(r"^\| `(\w+)` \|", line).group(1) for line in lines[2:]]  # type: ignore[union-attr]
     assert names == [PREFIX + f.name.upper() for f in dataclasses.fields(Settings)]
-    assert "| `LITELLM_CLAUDE_CODE_MAX_CONCURRENCY` | `4` |" in table
+    assert (
+        "| `LITELLM_CLAUDE_CODE_MAX_CONCURRENCY` | auto: min(4 × CPUs, (memory − 1 GiB) / 300 MiB), 1 to 32 |" in table
+    )
+    assert "| `LITELLM_CLAUDE_CODE_WARM_MAX` | auto: `MAX_CONCURRENCY` |" in table
     assert "| `LITELLM_CLAUDE_CODE_WARM_ENABLED` | `true` |" in table
     assert (
         "| `LITELLM_CLAUDE_CODE_STATE_DIR` | `$STATE_DIRECTORY`, else `~/.local/state/litellm-claude-code` |" in table

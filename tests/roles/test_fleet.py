@@ -76,8 +76,16 @@ def test_check_mode_reports_no_change(converged: Fleet) -> None:
 def test_status_playbook(converged: Fleet) -> None:
     result = converged.playbook("ansible/status.yml")
     assert result["rc"] == 0, _fail_report(result)
-    for counter in ("RequestsLastHour", "Status4xxLastHour", "Status5xxLastHour"):
-        assert len(re.findall(rf"\b{counter}=\d+", result["stdout"])) == len(GATEWAYS), _fail_report(result)
+    for counter, value in (
+        ("RequestsLastHour", r"\d+"),
+        ("Status4xxLastHour", r"\d+"),
+        ("Status5xxLastHour", r"\d+"),
+        ("WarmHitRateLastHour", r"(?:[01]\.\d\d|-)"),
+        ("ColdStartsLastHour", r"\d+"),
+        ("ColdReasonsLastHour", r"(?:-|[a-z_]+:\d+(?:,[a-z_]+:\d+)*)"),
+    ):
+        found = re.findall(rf"\b{counter}={value}(?=[\s\"',])", result["stdout"])
+        assert len(found) == len(GATEWAYS), _fail_report(result)
     assert all(r["changed"] == 0 for r in result["recap"].values()), _fail_report(result)
 
 

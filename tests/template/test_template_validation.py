@@ -28,7 +28,9 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"listen_port": 70000}, "listen_port 70000 is out of range"),
     ({"listen_port": "http"}, "invalid literal for int()"),
     ({"auth_method": "password"}, "Invalid choice for 'auth_method'"),
-    ({"max_concurrency": 0}, "max_concurrency must be between 1 and 256"),
+    ({"max_concurrency": 0}, "max_concurrency must be auto or a whole number between 1 and 256"),
+    ({"max_concurrency": "lots"}, "max_concurrency must be auto or a whole number between 1 and 256"),
+    ({"max_concurrency": 257}, "max_concurrency must be auto or a whole number between 1 and 256"),
     ({"request_timeout": 5}, "request_timeout must be between 10 and 86400 seconds"),
     ({"package_source": "conda"}, "Invalid choice for 'package_source'"),
     ({"gateway_hosts": []}, "gateway_hosts must be a non-empty list of hostnames"),
@@ -57,6 +59,9 @@ VALID: list[dict[str, Any]] = [
     {"project_name": "Ünïcode Gateway"},
     {"listen_port": 1024},
     {"gateway_hosts": ["10.0.0.5", "gw_2.lan"]},
+    {"max_concurrency": "auto"},
+    {"max_concurrency": 256},
+    {"max_concurrency": "12"},
 ]
 
 
@@ -64,3 +69,10 @@ VALID: list[dict[str, Any]] = [
 def test_valid_edge_answers_render(template_repo: Path, tmp_path: Path, data: dict[str, Any]) -> None:
     project = render(template_repo, tmp_path / "gateway", data)
     assert (project / "config" / "litellm.yaml").is_file()
+    if "max_concurrency" in data:
+        # The answer reaches the provider as written: a number, or auto (its host-derived rule).
+        expected = f"LITELLM_CLAUDE_CODE_MAX_CONCURRENCY={data['max_concurrency']}"
+        assert expected in next((project / "deploy" / "systemd").glob("*.service")).read_text()
+        assert f"claude_code_gateway_max_concurrency: {data['max_concurrency']}\n" in (
+            project / "ansible" / "group_vars" / "all.yml"
+        ).read_text()

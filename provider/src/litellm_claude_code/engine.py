@@ -34,6 +34,7 @@ from claude_agent_sdk.types import Message
 from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
 from .credentials import resolve_credential
 from .errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
+from .host import concurrency_for, read_host
 from .messages import Conversation
 from .observability import RequestRecord, logger, redact, remember_secret
 from .pool import ProcessPool
@@ -93,6 +94,17 @@ class Engine:
         self._cwd: Path | None = None
         self._finishing: set[asyncio.Task[None]] = set()
         self._remove_stale_workspaces()
+        host = read_host()
+        # Once per worker: the limits in force, and what the host-derived rule gives, so an
+        # operator sees whether the defaults or explicit values apply and what they came from.
+        logger.info(
+            "claude_code_limits max_concurrency=%d warm_max=%d warm_enabled=%s auto=%d host=%r",
+            settings.max_concurrency,
+            settings.warm_max,
+            str(settings.warm_enabled).lower(),
+            concurrency_for(host.cpus, host.memory),
+            host.describe(),
+        )
 
     # -- processes -------------------------------------------------------------------------
 

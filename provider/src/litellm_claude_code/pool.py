@@ -16,15 +16,27 @@ Choosing among the idle processes, the pool prefers (:func:`_score`):
 
 1. the one that holds the most of the request's conversation, so a follow-up turn is written to
    the process that answered the turn before and costs only itself;
-2. then one that needs no cut (a fresh process for a new conversation);
-3. then the least recently used: a conversation idle the longest is the least likely to go on.
+2. then one that is ready over one still starting;
+3. then one that needs no cut (a fresh process for a new conversation: every conversation held
+   is kept);
+4. then, for a request with a system prompt, one that already has one: a process without a
+   system prompt is the only kind that can serve a request without one, so it is spent last;
+5. then the least recently used: a conversation idle the longest is the least likely to go on.
 
 A request that no idle process can serve gets a new process; when every slot is taken, the least
 recently used idle process gives way, so no conversation or spec can hold the warm set hostage.
 A process that has just served a request is kept and, when the warm set is over ``warm_max``,
 the least recently used idle process is stopped instead. Spares are started whenever the warm
-set has room and a slot is free, for the credential, model and client tools the traffic uses most
-(a process lists its tools once, at start), so a burst finds processes ready.
+set has room and a slot is free, for the credential, model and client tools most asked for by the
+recent requests (a process lists its tools once, at start), so a burst finds processes ready; no more
+start at once than half the CPUs (at least one), so the start-up of spares leaves CPU to the requests
+being served.
+
+Eviction is least recently used, not weighted by how often a process's model or system prompt is
+asked for: for a new conversation any idle process is fitted late (model, system prompt, output
+limit), so a process's spec matters only to the conversation it holds, and recency is what
+predicts whether that conversation goes on. A request served cold because a process that could
+have served it was stopped for room is logged with ``cold_reason=evicted``.
 
 Idle processes are stopped after the idle timeout, and never reused past the maximum age or
 number of uses, nor after their credential rotated. A discarded process gives its slot back only
@@ -43,13 +55,17 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from .cli import Binding, Launch
+from .host import read_host
 from .messages import Conversation
-from .process import HeldTurn, Plan
+from .process import HeldTurn, Plan, plan_for
 from .settings import Settings
 from .slots import Slots
 from .tools import ToolSet
 
 logger = logging.getLogger("litellm_claude_code")
+
+# Recent requests whose models decide the model of the next spare.
+MODEL_WINDOW = 32
 
 # How long a request waits for a spare that is still starting. A start takes about half a
 # second, a dozen on two busy cores; one that takes longer is hung, and is replaced.
@@ -102,6 +118,16 @@ class Lease(Generic[P]):
     start_ms: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Evicted:
+    """What a process stopped for room could serve, so a cold start it causes is named ``evicted``."""
+
+    launch_key: str
+    binding: Binding
+    tenant: str | None
+    at: float
+
+
 @dataclass(slots=True)
 class PoolStats:
     """Counters an operator reads (log line, status playbook)."""
@@ -118,25 +144,38 @@ class PoolStats:
         return self.warm / self.requests if self.requests else 0.0
 
 
-def _score(entry: Entry[P], plan: Plan) -> tuple[int, int, int, float]:
+def _score(entry: Entry[P], plan: Plan, binding: Binding) -> tuple[int, int, int, int, float]:
     """Most turns kept first; then a ready process over one still starting; then no cut over a cut;
-    then the least recently used (the conversation least likely to go on)."""
+    then one that loses nothing by taking this system prompt (it has one already) over one that
+    could still serve requests without a system prompt; then the least recently used."""
     ready = 1 if entry.task.done() else 0
-    return (plan.keep, ready, 0 if plan.rewind else 1, -entry.process.last_used)
+    spends = binding.system_prompt is not None and entry.process.binding.system_prompt is None
+    return (plan.keep, ready, 0 if plan.rewind else 1, 0 if spends else 1, -entry.process.last_used)
 
 
 class ProcessPool(Generic[P]):
     """Every CLI process of one event loop. Each holds one of the engine's slots."""
 
-    def __init__(self, settings: Settings, slots: Slots, factory: Callable[[Launch, Binding], P]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        slots: Slots,
+        factory: Callable[[Launch, Binding], P],
+        *,
+        starting_limit: int | None = None,
+    ) -> None:
         self.settings = settings
         self.slots = slots
         self._factory = factory
         self._idle: list[Entry[P]] = []
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
-        # What requests ask for (model and client tools): spares are started for the most common.
-        self._specs: collections.Counter[tuple[str, ToolSet | None]] = collections.Counter()
+        # What recent requests asked for (model and client tools): spares are started for the most common.
+        self._specs: collections.deque[tuple[str, ToolSet | None]] = collections.deque(maxlen=MODEL_WINDOW)
+        self._evicted: collections.deque[Evicted] = collections.deque(maxlen=max(8, 2 * settings.max_concurrency))
+        # Spares starting at once: half the CPUs, at least one. Each start is about a CPU-second; the
+        # other half is left to the requests being served (a burst of starts slowed them on 2 cores).
+        self.starting_limit = starting_limit or max(1, int(read_host().cpus) // 2)
         self._last_launch: Launch | None = None
         self._closed = False
         self.stats = PoolStats()
@@ -169,10 +208,11 @@ class ProcessPool(Generic[P]):
         ``allow_warm=False`` (a warm process just failed this request): a new process, whatever is idle.
         """
         self.stats.requests += 1
-        self._specs[(binding.model, binding.tools)] += 1
+        self._specs.append((binding.model, binding.tools))
         self._last_launch = launch
         self._retire_other_credentials(launch)
-        deadline = time.monotonic() + self.settings.queue_timeout
+        arrived = time.monotonic()
+        deadline = arrived + self.settings.queue_timeout
         reason = "disabled" if self.enabled is False else "retry"
         while True:
             if self.enabled and allow_warm:
@@ -190,6 +230,8 @@ class ProcessPool(Generic[P]):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await self.slots.wait_for_change(remaining):
                 raise self.slots.full_error(self.settings.queue_timeout)
+        if reason in ("no_idle", "mismatch") and self._blame_eviction(conversation, binding, launch, tenant, arrived):
+            reason = "evicted"
         self.stats.cold_reasons[reason] += 1
         try:
             process = self._factory(launch, binding)
@@ -211,7 +253,7 @@ class ProcessPool(Generic[P]):
     async def _take(self, conversation: Conversation, binding: Binding, launch: Launch, tenant: str) -> Lease[P] | str:
         """The best idle process for this request, or why there is none (a cold-start reason)."""
         while True:
-            best: tuple[tuple[int, int, int, float], Entry[P], Plan] | None = None
+            best: tuple[tuple[int, int, int, int, float], Entry[P], Plan] | None = None
             same_launch = False
             for entry in self._idle:
                 process = entry.process
@@ -223,7 +265,7 @@ class ProcessPool(Generic[P]):
                 plan = process.plan(conversation, binding, tenant)
                 if plan is None:
                     continue
-                score = _score(entry, plan)
+                score = _score(entry, plan, binding)
                 if best is None or score > best[0]:
                     best = (score, entry, plan)
             if best is None:
@@ -290,10 +332,20 @@ class ProcessPool(Generic[P]):
         launch = self._last_launch
         if launch is None or not self.enabled or self._closed:
             return
-        model, tools = self._specs.most_common(1)[0][0] if self._specs else (self.settings.default_model, None)
+        model, tools = self._traffic_spec()
+        starting = sum(1 for entry in self._idle if not entry.task.done())
         while self.slots.in_use < self.settings.warm_max and not self.slots.waiting:
-            if not self._prestart(launch, Binding(model, tools=tools)):
+            if starting >= self.starting_limit or not self._prestart(launch, Binding(model, tools=tools)):
                 return
+            starting += 1
+
+    def _traffic_spec(self) -> tuple[str, ToolSet | None]:
+        """The model and tool set most asked for by the recent requests (the latest of equals)."""
+        if not self._specs:
+            return self.settings.default_model, None
+        counts = collections.Counter(self._specs)
+        top = max(counts.values())
+        return next(spec for spec in reversed(self._specs) if counts[spec] == top)
 
     def _prestart(self, launch: Launch, binding: Binding) -> bool:
         if not self.slots.try_acquire():
@@ -306,17 +358,43 @@ class ProcessPool(Generic[P]):
             return False
         task = asyncio.get_running_loop().create_task(process.start())
         task.add_done_callback(_consume_exception)
+        task.add_done_callback(self._started_spare)
         self._idle.append(Entry(process, task))
         self.stats.started += 1
         self._ensure_reaper()
         return True
+
+    def _started_spare(self, task: asyncio.Future[None]) -> None:
+        """A spare is up: start the next one, if any is wanted (a failed start starts none)."""
+        if not task.cancelled() and task.exception() is None:
+            self._replenish()
 
     def _pop_lru(self) -> Entry[P] | None:
         if not self._idle:
             return None
         victim = min(self._idle, key=lambda entry: entry.process.last_used)
         self._idle.remove(victim)
+        process = victim.process
+        self._evicted.append(Evicted(process.launch.key, process.binding, process.tenant, time.monotonic()))
         return victim
+
+    def _blame_eviction(
+        self, conversation: Conversation, binding: Binding, launch: Launch, tenant: str, arrived: float
+    ) -> bool:
+        """True (and the eviction is used up) when a process stopped for room before this request
+        arrived, within the idle timeout, could have served it: then that eviction made it cold."""
+        horizon = arrived - self.settings.warm_idle_timeout
+        for record in list(self._evicted):
+            if record.at < horizon:
+                self._evicted.remove(record)
+            elif (
+                record.at < arrived
+                and record.launch_key == launch.key
+                and plan_for((), record.binding, record.tenant, conversation, binding, tenant) is not None
+            ):
+                self._evicted.remove(record)
+                return True
+        return False
 
     def evict_one(self) -> bool:
         """Stop the least recently used idle process and free its slot once it is reaped."""

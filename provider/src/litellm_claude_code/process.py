@@ -7,8 +7,8 @@ a process started ahead of time serve whatever request comes next:
 - the model with ``set_model`` (only while its conversation is empty: on a conversation the CLI
   records a model switch as a note in the next user turn, which the client never wrote);
 - the system prompt with ``set_model``'s ``system_prompt`` (the prompt snapshot is off, so it
-  applies from the next turn on, also within a conversation); a process that was given a
-  system prompt cannot go back to none;
+  applies from the next turn on, also within a conversation, except in a ``haiku`` session:
+  :data:`NO_GUARDED_SWITCH`); a process that was given a system prompt cannot go back to none;
 - the output limit with ``apply_flag_settings`` (``CLAUDE_CODE_MAX_OUTPUT_TOKENS``).
 
 A process keeps the conversation it answered, as the CLI holds it: the turns, each with the
@@ -58,6 +58,14 @@ from .settings import Settings
 logger = logging.getLogger("litellm_claude_code")
 
 CONTROL_TIMEOUT = 5.0
+
+# Model settings for which the CLI refuses every guarded set_model ("cannot confirm that it runs
+# the model named": it maps them to another model internally, CLI 2.1.332), so their system
+# prompt cannot change within a conversation. Setting the resolved id instead costs an upstream
+# probe request per process (set_model validates a full id with a one-token "Hi"). Such a
+# conversation is cut back to nothing and written again with the new system prompt instead;
+# test_compat_cli.py pins both facts.
+NO_GUARDED_SWITCH = frozenset({"haiku", "opusplan", "opusplan[1m]"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,8 @@ def plan_for(
     keep = 0
     while keep < min(len(chains), len(held)) and held[keep].chain == chains[keep]:
         keep += 1
+    if keep and binding.system_prompt != current.system_prompt and current.model in NO_GUARDED_SWITCH:
+        keep = 0  # its system prompt changes only on an empty conversation: write the history again
     tail = history[keep:]
     rewind = keep < len(held)
     if rewind and held[keep].role != "user":

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import host
+
 PREFIX = "LITELLM_CLAUDE_CODE_"
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -33,6 +35,10 @@ def _default_state_dir() -> Path:
     return base / "litellm-claude-code"
 
 
+# The default of WARM_MAX: resolved to MAX_CONCURRENCY when the settings are made.
+WARM_MAX_AUTO = -1
+
+
 def _doc(text: str, default_text: str | None = None) -> dict[str, Any]:
     return {"doc": text, "default_text": default_text}
 
@@ -46,10 +52,12 @@ class Settings:
         metadata=_doc("Claude model used when a request names none (`sonnet`, `opus`, `haiku` or a full id)."),
     )
     max_concurrency: int = field(
-        default=4,
+        default_factory=lambda: host.auto_concurrency(),
         metadata=_doc(
-            "Most Claude Code CLI processes serving requests at once, per proxy worker. "
-            "Each costs about 200 MB and one CPU-second to start."
+            "Most Claude Code CLI processes alive at once (serving or idle-warm), per proxy worker. "
+            "Each costs about 200 MB and one CPU-second to start. `auto`: from the CPUs and memory this "
+            "process may use (cgroup limits included).",
+            f"auto: {host.RULE}",
         ),
     )
     queue_timeout: float = field(
@@ -98,9 +106,11 @@ class Settings:
         ),
     )
     warm_max: int = field(
-        default=2,
+        default=WARM_MAX_AUTO,
         metadata=_doc(
-            "Most idle warm processes kept (about 200 MB each); never more than `MAX_CONCURRENCY` processes run in all."
+            "Most idle warm processes kept (about 200 MB each); never more than `MAX_CONCURRENCY` processes run "
+            "in all. `auto`: as many as `MAX_CONCURRENCY`, so a burst up to the cap is served warm.",
+            "auto: `MAX_CONCURRENCY`",
         ),
     )
     warm_idle_timeout: float = field(
@@ -125,6 +135,8 @@ class Settings:
         # Settings(state_dir="/some/dir") is natural to write; keep the field a Path all the same.
         if not isinstance(self.state_dir, Path):
             object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser())
+        if self.warm_max == WARM_MAX_AUTO:
+            object.__setattr__(self, "warm_max", self.max_concurrency)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -184,6 +196,19 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
+def _concurrency(name: str, raw: str) -> int:
+    return host.auto_concurrency() if raw.lower() == "auto" else _int(name, raw)
+
+
+def _warm_max(name: str, raw: str) -> int:
+    if raw.lower() == "auto":
+        return WARM_MAX_AUTO
+    value = _int(name, raw)
+    if value < 0:
+        raise SettingsError(f"{name} must be 0 or more (or auto)")
+    return value
+
+
 def _str(_name: str, raw: str) -> str:
     return raw
 
@@ -198,7 +223,7 @@ def _path(_name: str, raw: str) -> Path:
 
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "default_model": _str,
-    "max_concurrency": _int,
+    "max_concurrency": _concurrency,
     "queue_timeout": _float,
     "request_timeout": _float,
     "cli_max_retries": _int,
@@ -207,7 +232,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "cli_path": _str,
     "log_level": _upper,
     "warm_enabled": _bool,
-    "warm_max": _int,
+    "warm_max": _warm_max,
     "warm_idle_timeout": _float,
     "warm_max_uses": _int,
     "warm_max_age": _float,
