@@ -193,7 +193,8 @@ def test_a_request_without_tools_after_one_with_tools_sees_no_tools(proxy: Proxy
     assert raw.parse().choices[0].finish_reason == "stop"
     (request,) = upstream(fake, "tools-then-none-b 31f0")
     assert request["tool_names"] == [] and not request["body"].get("tools")
-    assert log_line(proxy, raw.headers["x-litellm-call-id"])["cold_reason"] == "mismatch"
+    # Cold: the idle process has tools (mismatch), or a tool-less one was stopped for room before (evicted).
+    assert log_line(proxy, raw.headers["x-litellm-call-id"])["cold_reason"] in ("mismatch", "evicted")
 
 
 def test_a_warm_process_serves_the_next_request_with_the_same_tools(proxy: Proxy, fake: FakeAnthropicServer) -> None:
