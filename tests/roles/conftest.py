@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `tests.support` without relying on pytest's rootdir
     sys.path.insert(0, str(REPO))
 
+from tests.support.template import make_template_repo, render  # noqa: E402
 from tests.support.wheelhouse import fill_wheelhouse  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -137,31 +138,15 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def rendered_project(workdir: Path) -> Path:
-    """A project rendered from the working tree (copier follows the template's symlinks)."""
-    src = workdir / "template-src"
-    src.mkdir()
-    for name in ("copier.yml", "template", "provider", "roles"):
-        if (REPO / name).is_dir():
-            shutil.copytree(
-                REPO / name,
-                src / name,
-                symlinks=True,
-                ignore=shutil.ignore_patterns(".mypy_cache", ".ruff_cache", "__pycache__", ".pytest_cache"),
-            )
-        else:
-            shutil.copy2(REPO / name, src / name)
-    dst = workdir / SLUG
+    """The project rendered from the working tree, through the same helper every template test uses."""
+    repo = make_template_repo(workdir / "template-repo")
     answers = {
         "project_slug": SLUG,
-        "gateway_hosts": json.dumps(list(GATEWAYS)),
+        "gateway_hosts": list(GATEWAYS),
         "lb_host": LB,
         "package_source": "wheelhouse",
     }
-    cmd = [str(BIN / "copier"), "copy", "--trust", "--defaults", "--quiet"]
-    for key, value in answers.items():
-        cmd += ["-d", f"{key}={value}"]
-    run([*cmd, str(src), str(dst)], timeout=300)
-    return dst
+    return render(repo, workdir / SLUG, answers)
 
 
 @pytest.fixture(scope="session")

@@ -88,10 +88,13 @@ def test_unit_active_and_hardened(converged: Fleet, host: str) -> None:
     out = converged.sh(host, f"systemd-analyze security --no-pager {SLUG}.service").stdout
     exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     assert exposure <= 2.0, out[-2000:]
-    # The project's unit is installed unchanged; host specifics live in a drop-in.
-    unit = (converged.project / "deploy/systemd" / f"{SLUG}.service").read_text()
-    assert converged.sh(host, f"cat /etc/systemd/system/{SLUG}.service").stdout == unit
-    assert "Ansible managed" in converged.sh(host, f"cat /etc/systemd/system/{SLUG}.service.d/50-ansible.conf").stdout
+    # The role writes the unit whole (no drop-in); the provider's settings are the project's file.
+    unit = converged.sh(host, f"cat /etc/systemd/system/{SLUG}.service").stdout
+    assert "Ansible managed" in "".join(unit.splitlines()[:3])
+    assert f"EnvironmentFile=/etc/{SLUG}/provider.env" in unit
+    assert converged.sh(host, f"ls /etc/systemd/system/{SLUG}.service.d 2>/dev/null || true").stdout.strip() == ""
+    provider_env = (converged.project / "config" / "provider.env").read_text()
+    assert converged.sh(host, f"cat /etc/{SLUG}/provider.env").stdout == provider_env
 
 
 @pytest.mark.parametrize("host", GATEWAYS)
@@ -327,3 +330,42 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
     failures = [o for o in outcomes if o != "ok"]
     assert len(outcomes) >= 10, f"too little traffic during the deploy to prove anything: {outcomes}"
     assert not failures, f"{len(failures)} of {len(outcomes)} requests failed during the rolling update: {failures[:5]}"
+
+
+# ------------------------------------------------------------------ each role alone (molecule-style)
+# On the converged fleet (a fresh converge per role would cost minutes of CI): each role applied
+# by a play of its own, with nothing of the other role, converges without a change (it needs
+# nothing the other role or site.yml provides), and its verify phase runs alone by its tag.
+
+ROLE_HOSTS = {"claude_code_gateway": "gateways", "claude_code_lb": "lb"}
+
+
+def _role_play(fleet: Fleet, role: str) -> str:
+    path = fleet.project / "ansible" / f"only-{role}.yml"
+    play = [{"name": f"{role} alone", "hosts": ROLE_HOSTS[role], "become": True, "roles": [{"role": role}]}]
+    path.write_text(json.dumps(play))
+    return str(path.relative_to(fleet.project))
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_HOSTS))
+def test_role_alone_converges_idempotently_and_verifies(converged: Fleet, role: str) -> None:
+    hosts = set(GATEWAYS) if role == "claude_code_gateway" else {LB}
+    converge = converged.playbook(_role_play(converged, role))
+    assert converge["rc"] == 0, _fail_report(converge)
+    assert set(converge["recap"]) == hosts, converge["recap"]
+    assert all(r["changed"] == 0 for r in converge["recap"].values()), _fail_report(converge)
+    verify = converged.playbook(_role_play(converged, role), "--tags", f"{role}_verify")
+    assert verify["rc"] == 0, _fail_report(verify)
+    assert all(r["ok"] > 0 and r["changed"] == 0 for r in verify["recap"].values()), _fail_report(verify)
+    assert "Wait for /health/readiness" in verify["stdout"] or role == "claude_code_lb", _fail_report(verify)
+    assert "Install OS packages" not in verify["stdout"], "the verify tag ran other phases"
+
+
+def test_role_tags_are_prefixed(converged: Fleet) -> None:
+    """`--tags claude_code_gateway_configure` touches the gateways only (a bare `configure` ran both)."""
+    result = converged.playbook("ansible/site.yml", "--tags", "claude_code_gateway_configure")
+    assert result["rc"] == 0, _fail_report(result)
+    assert result["recap"][LB]["ok"] == 0, _fail_report(result)
+    assert all(result["recap"][h]["ok"] > 0 and result["recap"][h]["changed"] == 0 for h in GATEWAYS), _fail_report(
+        result
+    )

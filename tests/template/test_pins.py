@@ -51,7 +51,9 @@ def test_pins_agree() -> None:
     assert set(minimum) == set(PACKAGES), minimum
     for package, question in PACKAGES.items():
         pinned = Version(str(copier[question]["default"]))
-        assert locked[package] == pinned, f"template/requirements.lock has {package} {locked[package]}, copier.yml {pinned}"
+        assert locked[package] == pinned, (
+            f"template/requirements.lock has {package} {locked[package]}, copier.yml {pinned}"
+        )
         assert requirements[package].specifier.contains(pinned), (
             f"copier.yml pins {package} {pinned}, outside provider/pyproject.toml's {requirements[package].specifier}"
         )

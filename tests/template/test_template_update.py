@@ -36,7 +36,10 @@ def files_with_conflicts(project: Path) -> list[str]:
     if pre_commit:
         done = subprocess.run(
             [pre_commit, "run", "conflict-markers", "--all-files"],
-            cwd=project, capture_output=True, text=True, check=False,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode == 0:
             return []
@@ -95,9 +98,10 @@ def test_update_keeps_answers_and_edits_and_marks_conflicts(old_project: Path) -
     assert (project / "NOTES.md").read_text() == "Our runbook.\n"
     config = (project / "config" / "litellm.yaml").read_text()
     assert "# LiteLLM proxy configuration for Acme Gateway." in config
-    assert "LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT=600" in (
-        project / "deploy" / "systemd" / "acme-gateway.service"
-    ).read_text()
+    assert (
+        "LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT=600"
+        in (project / "deploy" / "systemd" / "acme-gateway.service").read_text()
+    )
     # Both sides changed the README heading: a conflict, shown with markers ...
     text = readme.read_text()
     assert "<<<<<<< " in text and "\n=======\n" in text and ">>>>>>> " in text
