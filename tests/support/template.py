@@ -217,3 +217,45 @@ def render_role_unit(project: Path, dest: Path) -> Path:
     if done.returncode != 0:
         raise AssertionError(f"rendering the role's unit failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
     return dest
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def changelog_releases(changelog: Path = REPO_ROOT / "CHANGELOG.md") -> tuple[dict[str, str], str]:
+    """``({version: commit}, next version)`` as CHANGELOG.md records them.
+
+    A release is a ``## [X.Y.Z] - date`` heading followed by a ``Commit: `sha` `` line; the next
+    release is the ``Next release: X.Y.Z`` line under ``## [Unreleased]``.
+    """
+    import re
+
+    text = changelog.read_text()
+    releases = {}
+    for match in re.finditer(r"^## \[(\d+\.\d+\.\d+)\][^\n]*\n+Commit: `([0-9a-f]{7,40})`", text, re.M):
+        releases[match.group(1)] = match.group(2)
+    upcoming = re.search(r"^## \[Unreleased\]\n+Next release: (\d+\.\d+\.\d+)$", text, re.M)
+    if not upcoming:
+        raise AssertionError("CHANGELOG.md: no 'Next release: X.Y.Z' line under ## [Unreleased]")
+    return releases, upcoming.group(1)
+
+
+def make_release_repo(dest: Path) -> tuple[Path, dict[str, str], str]:
+    """A scratch clone of this repository with every changelog release tagged at its commit, and
+    the working tree committed on top as the next release. Returns (repo, releases, next)."""
+    releases, upcoming = changelog_releases()
+    git("clone", "-q", "--no-checkout", str(REPO_ROOT), str(dest), cwd=REPO_ROOT.parent)
+    for version, commit in releases.items():
+        git("tag", version, git("rev-parse", "--verify", f"{commit}^{{commit}}", cwd=dest).strip(), cwd=dest)
+    latest = max(releases, key=lambda v: tuple(int(x) for x in v.split(".")))
+    git("checkout", "-q", "-f", "-B", "next", latest, cwd=dest)
+    git("rm", "-r", "-q", "--cached", ".", cwd=dest)
+    for child in dest.iterdir():
+        if child.name != ".git":
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    copy_tree(dest)
+    commit_all(dest, f"release {upcoming} (the working tree)", upcoming)
+    return dest, releases, upcoming
