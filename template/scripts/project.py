@@ -4,11 +4,17 @@
 - `config/provider.env`: the provider's settings, the same file the unit and the container read.
 
 `scripts/smoke.py` and `tests/conftest.py` import it, so a `copier update` with new answers
-changes what they check without touching their code.
+changes what they check without touching their code. `python scripts/project.py unit DEST`
+writes the systemd unit the gateway role would install (for review, or for a host managed
+without Ansible).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,3 +81,76 @@ def provider_env(root: Path = ROOT) -> dict[str, str]:
             raise SystemExit(f"{PROVIDER_ENV_FILE}: {line!r} is not a KEY=VALUE line")
         values[name.strip()] = value.strip()
     return values
+
+
+def render_unit(dest: Path, root: Path = ROOT) -> Path:
+    """Write the unit the gateway role installs to ``dest``: Ansible renders the role's template
+    with the role's defaults and vars and this project's group_vars, on this machine only."""
+    role = root / "ansible" / "roles" / "claude_code_gateway"
+    play = [
+        {
+            "name": "Render the gateway unit",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars_files": [
+                str(role / "defaults" / "main.yml"),
+                str(role / "vars" / "main.yml"),
+                str(root / "ansible" / "group_vars" / "all.yml"),
+            ],
+            "tasks": [
+                {
+                    "name": "Render the unit",
+                    "ansible.builtin.template": {
+                        "src": str(role / "templates" / "claude_code_gateway.service.j2"),
+                        "dest": str(dest.resolve()),
+                        "mode": "0644",
+                    },
+                }
+            ],
+        }
+    ]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    playbook = dest.parent / f".{dest.name}.play.json"
+    playbook.write_text(json.dumps(play))
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(root / "ansible" / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    try:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i",
+                "localhost,",
+                "-e",
+                f"ansible_python_interpreter={sys.executable}",
+                str(playbook),
+            ],
+            cwd=root / "ansible",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        playbook.unlink()
+    if done.returncode != 0:
+        raise SystemExit(
+            f"rendering the unit failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+        )
+    return dest
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "unit":
+        print(render_unit(Path(argv[1])))
+        return 0
+    print("usage: python scripts/project.py unit DEST", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -161,61 +161,20 @@ def replace_in(path: Path, old: str, new: str) -> None:
 
 
 def render_role_unit(project: Path, dest: Path) -> Path:
-    """The systemd unit the gateway role would install for ``project``, written to ``dest``.
-
-    Ansible renders the role's own template with the role's defaults and vars and the project's
-    group_vars (what a real run gives it, minus host facts), on the controller only: no host.
-    """
-    import json
+    """The systemd unit the gateway role would install for ``project``, written to ``dest``, by
+    the project's own ``scripts/project.py unit`` (Ansible renders the role's template, no host)."""
     import sys
 
-    role = project / "ansible" / "roles" / "claude_code_gateway"
-    play = [
-        {
-            "name": "render the gateway unit",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars_files": [
-                str(role / "defaults" / "main.yml"),
-                str(role / "vars" / "main.yml"),
-                str(project / "ansible" / "group_vars" / "all.yml"),
-            ],
-            "tasks": [
-                {
-                    "name": "template",
-                    "ansible.builtin.template": {
-                        "src": str(role / "templates" / "claude_code_gateway.service.j2"),
-                        "dest": str(dest),
-                        "mode": "0644",
-                    },
-                }
-            ],
-        }
-    ]
-    playbook = dest.parent / f".{dest.name}.play.json"
-    playbook.write_text(json.dumps(play))
-    ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
-    env = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible" / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     done = subprocess.run(
-        [
-            str(ansible_playbook),
-            "-i",
-            "localhost,",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
-        cwd=project / "ansible",
-        env=env,
+        [sys.executable, str(project / "scripts" / "project.py"), "unit", str(dest)],
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    playbook.unlink()
     if done.returncode != 0:
-        raise AssertionError(f"rendering the role's unit failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+        raise AssertionError(f"rendering the role's unit failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return dest
 
 
