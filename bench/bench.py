@@ -581,7 +581,7 @@ def run_mixed(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path
         if args.max_concurrency is not None:
             settings["max_concurrency"] = str(args.max_concurrency)
         proc, port = start_proxy(design, fake, workdir, settings)
-        log = workdir / f"proxy-{design}.log"
+        log = _proxies[proc.pid].log
         try:
             sampler = TreeSampler(proc.pid)
             asyncio.run(drive(port, 1, 2))  # first contact: import paths, the first process

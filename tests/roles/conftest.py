@@ -217,6 +217,28 @@ class Fleet:
         return result
 
     # ---- hosts
+    def start_host(self, host: str, image: str) -> str:
+        """Start a systemd container on the fleet's network (removed with the fleet)."""
+        name = f"{self.prefix}-{host}"
+        self.containers[host] = name
+        docker("run", "-d", "--name", name, "--hostname", host, "--network", self.network, *SYSTEMD_RUN_FLAGS, image)
+        return name
+
+    def wait_host(self, host: str, timeout: float = 60) -> None:
+        """Wait for systemd in the host to be up, then record its address."""
+        name = self.containers[host]
+        deadline = time.monotonic() + timeout
+        while True:
+            state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+            if state in {"running", "degraded"}:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name}: systemd is {state!r} after {timeout:.0f} s")
+            time.sleep(1)
+        self.ips[host] = docker(
+            "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name
+        ).stdout.strip()
+
     def sh(
         self, host: str, script: str, *, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
@@ -278,23 +300,9 @@ def fleet(systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_ups
     )
     try:
         for host in (*GATEWAYS, LB):
-            name = f"{prefix}-{host}"
-            fleet.containers[host] = name
-            docker(
-                "run", "-d", "--name", name, "--hostname", host, "--network", network, *SYSTEMD_RUN_FLAGS, systemd_image
-            )
-        for host, name in fleet.containers.items():
-            deadline = time.monotonic() + 60
-            while True:
-                state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
-                if state in {"running", "degraded"}:
-                    break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{name}: systemd is {state!r} after 60 s")
-                time.sleep(1)
-            fleet.ips[host] = docker(
-                "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name
-            ).stdout.strip()
+            fleet.start_host(host, systemd_image)
+        for host in (*GATEWAYS, LB):
+            fleet.wait_host(host)
         hosts = {
             "all": {
                 "vars": {

@@ -369,3 +369,57 @@ def test_role_tags_are_prefixed(converged: Fleet) -> None:
     assert all(result["recap"][h]["ok"] > 0 and result["recap"][h]["changed"] == 0 for h in GATEWAYS), _fail_report(
         result
     )
+
+
+def test_lb_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> None:
+    """Molecule-style on a host of its own: converge, idempotence, verify; the role needs no
+    gateway group (explicit backends) and nothing from the gateway role."""
+    host = "lbsolo"
+    converged.start_host(host, systemd_image)
+    converged.wait_host(host)
+    inventory = converged.project / "solo-hosts.yml"
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "vars": {
+                        "ansible_connection": "community.docker.docker",
+                        "ansible_python_interpreter": "/usr/bin/python3",
+                    },
+                    "children": {"solo": {"hosts": {host: {"ansible_host": converged.containers[host]}}}},
+                }
+            }
+        )
+    )
+    play = converged.project / "ansible" / "only-lb-solo.yml"
+    backends = [{"address": converged.ips[g], "port": 4000} for g in GATEWAYS]
+    play.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "claude_code_lb alone",
+                    "hosts": "solo",
+                    "become": True,
+                    "roles": [{"role": "claude_code_lb", "vars": {"claude_code_lb_backends": backends}}],
+                }
+            ]
+        )
+    )
+    rel = str(play.relative_to(converged.project))
+    converge = converged.playbook(rel, "-i", str(inventory))
+    assert converge["rc"] == 0, _fail_report(converge)
+    assert converge["recap"][host]["changed"] > 0, _fail_report(converge)
+    again = converged.playbook(rel, "-i", str(inventory))
+    assert again["rc"] == 0 and again["recap"][host]["changed"] == 0, _fail_report(again)
+    verify = converged.playbook(rel, "-i", str(inventory), "--tags", "claude_code_lb_verify")
+    assert verify["rc"] == 0 and verify["recap"][host]["ok"] > 0, _fail_report(verify)
+    # It really balances: a completion through the solo load balancer.
+    body = json.dumps({"model": "sonnet", "messages": [{"role": "user", "content": "solo"}]}).encode()
+    request = urllib.request.Request(
+        f"http://{converged.ips[host]}/v1/chat/completions",
+        data=body,
+        headers={"Authorization": f"Bearer {converged.master_key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        assert json.load(resp)["choices"][0]["message"]["content"]
