@@ -3,8 +3,8 @@
 The working tree holds uncommitted files of several engineers, so tests never render from
 it directly. :func:`make_template_repo` copies what git would see (``git ls-files -co
 --exclude-standard``, symlinks kept as symlinks) into a fresh repository, commits it and
-tags it; optionally it first commits an *older release* derived from the tree, so
-``copier update`` can be tested from one release to the next.
+tags it. :func:`make_release_repo` is the same on top of the real earlier releases (the
+commits CHANGELOG.md names), for ``copier update`` from each of them.
 
     repo = make_template_repo(tmp / "template")               # tag 1.0.0 = the working tree
     project = render(repo, tmp / "gw", {"listen_port": 4100})  # copier copy --defaults
@@ -52,7 +52,6 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
     },
 }
 
-OLD_TAG = "0.9.0"
 NEW_TAG = "1.0.0"
 SKIP_PARTS = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".git"})
 GIT_ENV = {
@@ -106,25 +105,11 @@ def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
         git("tag", tag, cwd=repo)
 
 
-def make_template_repo(dest: Path, *, old_release: Callable[[Path], None] | None = None) -> Path:
-    """A git repository of the working tree, tagged ``NEW_TAG``.
-
-    With ``old_release``: the tree is first modified in place by that function, committed
-    and tagged ``OLD_TAG``; then the real tree is restored, committed and tagged ``NEW_TAG``.
-    """
+def make_template_repo(dest: Path) -> Path:
+    """A git repository of the working tree, tagged ``NEW_TAG``."""
     dest.mkdir(parents=True)
     git("init", "-q", cwd=dest)
     copy_tree(dest)
-    if old_release is not None:
-        old_release(dest)
-        commit_all(dest, "old release", OLD_TAG)
-        for child in dest.iterdir():
-            if child.name != ".git":
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-        copy_tree(dest)
     commit_all(dest, "release", NEW_TAG)
     return dest
 
@@ -150,14 +135,6 @@ def render(
         unsafe=False,
     )
     return dest
-
-
-def replace_in(path: Path, old: str, new: str) -> None:
-    """Replace text that must be there (a derived release must not silently drift)."""
-    text = path.read_text()
-    if old not in text:
-        raise AssertionError(f"{old!r} not found in {path}: update the derived old release")
-    path.write_text(text.replace(old, new, 1))
 
 
 def render_role_unit(project: Path, dest: Path) -> Path:
