@@ -81,6 +81,49 @@ def test_status_playbook(converged: Fleet) -> None:
     assert all(r["changed"] == 0 for r in result["recap"].values()), _fail_report(result)
 
 
+# ------------------------------------------------------------------ each role alone (molecule-style)
+# On the converged fleet, before any test changes it (a fresh gateway converge would cost minutes
+# of CI; the load balancer gets a fresh host at the end of this file): each role applied
+# by a play of its own, with nothing of the other role, converges without a change (it needs
+# nothing the other role or site.yml provides), and its verify phase runs alone by its tag.
+
+ROLE_HOSTS = {"claude_code_gateway": "gateways", "claude_code_lb": "lb"}
+
+
+def _role_play(fleet: Fleet, role: str) -> str:
+    path = fleet.project / "ansible" / f"only-{role}.yml"
+    play = [{"name": f"{role} alone", "hosts": ROLE_HOSTS[role], "become": True, "roles": [{"role": role}]}]
+    path.write_text(json.dumps(play))
+    return str(path.relative_to(fleet.project))
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_HOSTS))
+def test_role_alone_converges_idempotently_and_verifies(converged: Fleet, role: str) -> None:
+    hosts = set(GATEWAYS) if role == "claude_code_gateway" else {LB}
+    converge = converged.playbook(_role_play(converged, role))
+    assert converge["rc"] == 0, _fail_report(converge)
+    assert set(converge["recap"]) == hosts, converge["recap"]
+    assert all(r["changed"] == 0 for r in converge["recap"].values()), _fail_report(converge)
+    verify = converged.playbook(_role_play(converged, role), "--tags", f"{role}_verify")
+    assert verify["rc"] == 0, _fail_report(verify)
+    assert all(r["ok"] > 0 and r["changed"] == 0 for r in verify["recap"].values()), _fail_report(verify)
+    assert "Wait for /health/readiness" in verify["stdout"] or role == "claude_code_lb", _fail_report(verify)
+    assert "Install OS packages" not in verify["stdout"], "the verify tag ran other phases"
+
+
+def test_role_tags_are_prefixed(converged: Fleet) -> None:
+    """`--tags claude_code_gateway_configure` touches the gateways only (a bare `configure` ran both)."""
+    result = converged.playbook("ansible/site.yml", "--tags", "claude_code_gateway_configure")
+    assert result["rc"] == 0, _fail_report(result)
+    # The load balancer's play still gathers facts and checks its arguments (tagged always), but
+    # runs none of its tasks.
+    lb_tasks = set(re.findall(r"^TASK \[claude_code_lb : ([^\]]*)\]", result["stdout"], re.M))
+    assert {t for t in lb_tasks if not t.startswith("Validating arguments")} == set(), lb_tasks
+    assert all(result["recap"][h]["ok"] > 0 and result["recap"][h]["changed"] == 0 for h in GATEWAYS), _fail_report(
+        result
+    )
+
+
 @pytest.mark.parametrize("host", GATEWAYS)
 def test_unit_active_and_hardened(converged: Fleet, host: str) -> None:
     assert converged.sh(host, f"systemctl is-active {SLUG}.service").stdout.strip() == "active"
@@ -330,45 +373,6 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
     failures = [o for o in outcomes if o != "ok"]
     assert len(outcomes) >= 10, f"too little traffic during the deploy to prove anything: {outcomes}"
     assert not failures, f"{len(failures)} of {len(outcomes)} requests failed during the rolling update: {failures[:5]}"
-
-
-# ------------------------------------------------------------------ each role alone (molecule-style)
-# On the converged fleet (a fresh converge per role would cost minutes of CI): each role applied
-# by a play of its own, with nothing of the other role, converges without a change (it needs
-# nothing the other role or site.yml provides), and its verify phase runs alone by its tag.
-
-ROLE_HOSTS = {"claude_code_gateway": "gateways", "claude_code_lb": "lb"}
-
-
-def _role_play(fleet: Fleet, role: str) -> str:
-    path = fleet.project / "ansible" / f"only-{role}.yml"
-    play = [{"name": f"{role} alone", "hosts": ROLE_HOSTS[role], "become": True, "roles": [{"role": role}]}]
-    path.write_text(json.dumps(play))
-    return str(path.relative_to(fleet.project))
-
-
-@pytest.mark.parametrize("role", sorted(ROLE_HOSTS))
-def test_role_alone_converges_idempotently_and_verifies(converged: Fleet, role: str) -> None:
-    hosts = set(GATEWAYS) if role == "claude_code_gateway" else {LB}
-    converge = converged.playbook(_role_play(converged, role))
-    assert converge["rc"] == 0, _fail_report(converge)
-    assert set(converge["recap"]) == hosts, converge["recap"]
-    assert all(r["changed"] == 0 for r in converge["recap"].values()), _fail_report(converge)
-    verify = converged.playbook(_role_play(converged, role), "--tags", f"{role}_verify")
-    assert verify["rc"] == 0, _fail_report(verify)
-    assert all(r["ok"] > 0 and r["changed"] == 0 for r in verify["recap"].values()), _fail_report(verify)
-    assert "Wait for /health/readiness" in verify["stdout"] or role == "claude_code_lb", _fail_report(verify)
-    assert "Install OS packages" not in verify["stdout"], "the verify tag ran other phases"
-
-
-def test_role_tags_are_prefixed(converged: Fleet) -> None:
-    """`--tags claude_code_gateway_configure` touches the gateways only (a bare `configure` ran both)."""
-    result = converged.playbook("ansible/site.yml", "--tags", "claude_code_gateway_configure")
-    assert result["rc"] == 0, _fail_report(result)
-    assert result["recap"][LB]["ok"] == 0, _fail_report(result)
-    assert all(result["recap"][h]["ok"] > 0 and result["recap"][h]["changed"] == 0 for h in GATEWAYS), _fail_report(
-        result
-    )
 
 
 def test_lb_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> None:
