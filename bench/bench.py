@@ -40,8 +40,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,7 +58,11 @@ from litellm_claude_code.settings import Settings
 from litellm_claude_code.testing import FakeAnthropicServer
 from openai import AsyncOpenAI
 
-MASTER_KEY = "sk-bench-master"
+# One support layer: the proxy, ports and keys the tests use (tests/support/stack.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support import stack
+from tests.support.stack import MASTER_KEY
+
 PROMPT = "Say something about benchmarks."
 
 CONFIG = """\
@@ -95,12 +97,6 @@ class Row:
     upstream_bytes: float = 0.0
     upstream_overhead_bytes: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -188,52 +184,32 @@ def in_force(settings: dict[str, str]) -> str:
 def start_proxy(
     design: str, fake: FakeAnthropicServer, workdir: Path, settings: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """A LiteLLM proxy with this provider; ``settings``: the LITELLM_CLAUDE_CODE_* values set (the
-    rest are the provider's defaults)."""
-    port = free_port()
-    config = workdir / "config.yaml"
+    """A LiteLLM proxy with this provider (tests/support/stack.py's, as the tests start it);
+    ``settings``: the LITELLM_CLAUDE_CODE_* values set (the rest are the provider's defaults)."""
+    rundir = workdir / design
+    rundir.mkdir(parents=True, exist_ok=True)
+    config = rundir / "config.yaml"
     config.write_text(CONFIG)
     env = {
-        **os.environ,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "ANTHROPIC_BASE_URL": fake.base_url,
-        "ANTHROPIC_API_KEY": "sk-ant-bench-upstream-key",
-        "LITELLM_CLAUDE_CODE_STATE_DIR": str(workdir / f"state-{design}"),
         "LITELLM_CLAUDE_CODE_QUEUE_TIMEOUT": "300",
         "LITELLM_CLAUDE_CODE_LOG_LEVEL": "WARNING",
         **{f"LITELLM_CLAUDE_CODE_{name.upper()}": value for name, value in settings.items()},
     }
-    litellm = Path(sys.executable).with_name("litellm")
-    proc = subprocess.Popen(
-        [str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / f"proxy-{design}.log", "wb"),  # noqa: SIM115 - lives as long as the proxy
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=1).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    stop_proxy(proc)
-    raise SystemExit(f"proxy ({design}) did not become ready; see {workdir}/proxy-{design}.log")
+    try:
+        proxy = stack.start_proxy(config, rundir, fake, env)
+    except RuntimeError as exc:
+        raise SystemExit(f"proxy ({design}) did not become ready: {exc}") from None
+    _proxies[proxy.process.pid] = proxy
+    return proxy.process, int(proxy.base_url.rsplit(":", 1)[1])
+
+
+_proxies: dict[int, stack.Proxy] = {}
 
 
 def stop_proxy(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    proxy = _proxies.pop(proc.pid, None)
+    if proxy is not None:
+        stack.stop_proxy(proxy)
 
 
 async def one_request(client: AsyncOpenAI) -> tuple[float, float]:
@@ -629,7 +605,7 @@ def run_mixed(args: argparse.Namespace, fake: FakeAnthropicServer, workdir: Path
     for design in args.designs:
         settings = {**tuned(args), "log_level": "INFO", "warm_enabled": "true" if design == "warm" else "false"}
         proc, port = start_proxy(design, fake, workdir, settings)
-        log = workdir / f"proxy-{design}.log"
+        log = _proxies[proc.pid].log
         try:
             sampler = TreeSampler(proc.pid)
             asyncio.run(drive(port, 1, 2))  # first contact: import paths, the first process

@@ -12,12 +12,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import project
 import pytest
 import yaml
 from conftest import PROVIDER, ROOT, SLUG, TOKEN_ENV, model_aliases
 
 SKIP_DIRS = {".venv", "wheelhouse", "provider", ".git", ".pytest_cache", ".lock-venv"}
-UNIT = ROOT / "deploy" / "systemd" / f"{SLUG}.service"
 
 
 def project_files(pattern: str) -> list[Path]:
@@ -74,14 +74,20 @@ def test_proxy_config_contract() -> None:
     assert model_aliases(), "no model alias served by the provider"
 
 
-def test_unit_file_contract() -> None:
-    text = UNIT.read_text()
+@pytest.fixture(scope="module")
+def unit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The unit the gateway role installs, rendered from the role's template and group_vars."""
+    return project.render_unit(tmp_path_factory.mktemp("unit") / f"{SLUG}.service")
+
+
+def test_unit_file_contract(unit: Path) -> None:
+    text = unit.read_text()
     for line in (
         f"User={SLUG}",
         f"StateDirectory={SLUG}",
+        f"EnvironmentFile=/etc/{SLUG}/provider.env",
         f"EnvironmentFile=/etc/{SLUG}/secrets.env",
         f"Environment={TOKEN_ENV}_FILE=/etc/{SLUG}/credentials/{TOKEN_ENV}",
-        "Environment=LITELLM_LOCAL_MODEL_COST_MAP=True",
         "Restart=on-failure",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
@@ -92,12 +98,22 @@ def test_unit_file_contract() -> None:
     )
 
 
+def test_provider_settings_file() -> None:
+    """config/provider.env: KEY=VALUE lines that systemd, docker and make all read, no secret."""
+    settings = project.provider_env()
+    assert settings["LITELLM_CLAUDE_CODE_DEFAULT_MODEL"] in model_aliases().values()
+    for name, value in settings.items():
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name), name
+        assert not re.search(r"KEY|TOKEN|SECRET|PASSWORD", name), f"{name} looks like a secret"
+        assert not value.startswith(("'", '"')), f"{name}: no quotes (docker --env-file keeps them)"
+
+
 @pytest.mark.skipif(
     shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
 )
-def test_unit_exposure_is_ok() -> None:
+def test_unit_exposure_is_ok(unit: Path) -> None:
     done = subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", "--threshold=20", str(UNIT)],
+        ["systemd-analyze", "security", "--offline=true", "--threshold=20", str(unit)],
         capture_output=True,
         text=True,
         check=False,
@@ -120,6 +136,7 @@ def test_secrets_stay_out_of_git() -> None:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_secrets(tmp_path: Path) -> None:
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copytree(ROOT / "config", tmp_path / "config")  # the Makefile includes provider.env
     run = ["make", "-s", "secrets", f"PYTHON={sys.executable}"]
     subprocess.run(run, cwd=tmp_path, check=True, capture_output=True)
     secrets_file = tmp_path / "secrets.env"

@@ -89,6 +89,49 @@ def test_status_playbook(converged: Fleet) -> None:
     assert all(r["changed"] == 0 for r in result["recap"].values()), _fail_report(result)
 
 
+# ------------------------------------------------------------------ each role alone (molecule-style)
+# On the converged fleet, before any test changes it (a fresh gateway converge would cost minutes
+# of CI; the load balancer gets a fresh host at the end of this file): each role applied
+# by a play of its own, with nothing of the other role, converges without a change (it needs
+# nothing the other role or site.yml provides), and its verify phase runs alone by its tag.
+
+ROLE_HOSTS = {"claude_code_gateway": "gateways", "claude_code_lb": "lb"}
+
+
+def _role_play(fleet: Fleet, role: str) -> str:
+    path = fleet.project / "ansible" / f"only-{role}.yml"
+    play = [{"name": f"{role} alone", "hosts": ROLE_HOSTS[role], "become": True, "roles": [{"role": role}]}]
+    path.write_text(json.dumps(play))
+    return str(path.relative_to(fleet.project))
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_HOSTS))
+def test_role_alone_converges_idempotently_and_verifies(converged: Fleet, role: str) -> None:
+    hosts = set(GATEWAYS) if role == "claude_code_gateway" else {LB}
+    converge = converged.playbook(_role_play(converged, role))
+    assert converge["rc"] == 0, _fail_report(converge)
+    assert set(converge["recap"]) == hosts, converge["recap"]
+    assert all(r["changed"] == 0 for r in converge["recap"].values()), _fail_report(converge)
+    verify = converged.playbook(_role_play(converged, role), "--tags", f"{role}_verify")
+    assert verify["rc"] == 0, _fail_report(verify)
+    assert all(r["ok"] > 0 and r["changed"] == 0 for r in verify["recap"].values()), _fail_report(verify)
+    assert "Wait for /health/readiness" in verify["stdout"] or role == "claude_code_lb", _fail_report(verify)
+    assert "Install OS packages" not in verify["stdout"], "the verify tag ran other phases"
+
+
+def test_role_tags_are_prefixed(converged: Fleet) -> None:
+    """`--tags claude_code_gateway_configure` touches the gateways only (a bare `configure` ran both)."""
+    result = converged.playbook("ansible/site.yml", "--tags", "claude_code_gateway_configure")
+    assert result["rc"] == 0, _fail_report(result)
+    # The load balancer's play still gathers facts and checks its arguments (tagged always), but
+    # runs none of its tasks.
+    lb_tasks = set(re.findall(r"^TASK \[claude_code_lb : ([^\]]*)\]", result["stdout"], re.M))
+    assert {t for t in lb_tasks if not t.startswith("Validating arguments")} == set(), lb_tasks
+    assert all(result["recap"][h]["ok"] > 0 and result["recap"][h]["changed"] == 0 for h in GATEWAYS), _fail_report(
+        result
+    )
+
+
 @pytest.mark.parametrize("host", GATEWAYS)
 def test_unit_active_and_hardened(converged: Fleet, host: str) -> None:
     assert converged.sh(host, f"systemctl is-active {SLUG}.service").stdout.strip() == "active"
@@ -96,10 +139,13 @@ def test_unit_active_and_hardened(converged: Fleet, host: str) -> None:
     out = converged.sh(host, f"systemd-analyze security --no-pager {SLUG}.service").stdout
     exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     assert exposure <= 2.0, out[-2000:]
-    # The project's unit is installed unchanged; host specifics live in a drop-in.
-    unit = (converged.project / "deploy/systemd" / f"{SLUG}.service").read_text()
-    assert converged.sh(host, f"cat /etc/systemd/system/{SLUG}.service").stdout == unit
-    assert "Ansible managed" in converged.sh(host, f"cat /etc/systemd/system/{SLUG}.service.d/50-ansible.conf").stdout
+    # The role writes the unit whole (no drop-in); the provider's settings are the project's file.
+    unit = converged.sh(host, f"cat /etc/systemd/system/{SLUG}.service").stdout
+    assert "Ansible managed" in "".join(unit.splitlines()[:3])
+    assert f"EnvironmentFile=/etc/{SLUG}/provider.env" in unit
+    assert converged.sh(host, f"ls /etc/systemd/system/{SLUG}.service.d 2>/dev/null || true").stdout.strip() == ""
+    provider_env = (converged.project / "config" / "provider.env").read_text()
+    assert converged.sh(host, f"cat /etc/{SLUG}/provider.env").stdout == provider_env
 
 
 @pytest.mark.parametrize("host", GATEWAYS)
@@ -335,3 +381,57 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
     failures = [o for o in outcomes if o != "ok"]
     assert len(outcomes) >= 10, f"too little traffic during the deploy to prove anything: {outcomes}"
     assert not failures, f"{len(failures)} of {len(outcomes)} requests failed during the rolling update: {failures[:5]}"
+
+
+def test_lb_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> None:
+    """Molecule-style on a host of its own: converge, idempotence, verify; the role needs no
+    gateway group (explicit backends) and nothing from the gateway role."""
+    host = "lbsolo"
+    converged.start_host(host, systemd_image)
+    converged.wait_host(host)
+    inventory = converged.project / "solo-hosts.yml"
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "vars": {
+                        "ansible_connection": "community.docker.docker",
+                        "ansible_python_interpreter": "/usr/bin/python3",
+                    },
+                    "children": {"solo": {"hosts": {host: {"ansible_host": converged.containers[host]}}}},
+                }
+            }
+        )
+    )
+    play = converged.project / "ansible" / "only-lb-solo.yml"
+    backends = [{"address": converged.ips[g], "port": 4000} for g in GATEWAYS]
+    play.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "claude_code_lb alone",
+                    "hosts": "solo",
+                    "become": True,
+                    "roles": [{"role": "claude_code_lb", "vars": {"claude_code_lb_backends": backends}}],
+                }
+            ]
+        )
+    )
+    rel = str(play.relative_to(converged.project))
+    converge = converged.playbook(rel, "-i", str(inventory))
+    assert converge["rc"] == 0, _fail_report(converge)
+    assert converge["recap"][host]["changed"] > 0, _fail_report(converge)
+    again = converged.playbook(rel, "-i", str(inventory))
+    assert again["rc"] == 0 and again["recap"][host]["changed"] == 0, _fail_report(again)
+    verify = converged.playbook(rel, "-i", str(inventory), "--tags", "claude_code_lb_verify")
+    assert verify["rc"] == 0 and verify["recap"][host]["ok"] > 0, _fail_report(verify)
+    # It really balances: a completion through the solo load balancer.
+    body = json.dumps({"model": "sonnet", "messages": [{"role": "user", "content": "solo"}]}).encode()
+    request = urllib.request.Request(
+        f"http://{converged.ips[host]}/v1/chat/completions",
+        data=body,
+        headers={"Authorization": f"Bearer {converged.master_key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        assert json.load(resp)["choices"][0]["message"]["content"]

@@ -2,7 +2,7 @@
 
 Importable by every test suite (``from tests.support.docker import ...``):
 
-- :func:`require_docker` returns a docker client, or skips; under ``CI=true`` it fails.
+- :func:`require_docker` returns a docker client, or skips (under ``CI=true`` the skip fails).
 - :func:`base_image` / :func:`systemd_image` name the local Debian images that
   ``tests/images/build-base-images.sh`` (:data:`BUILD_BASE_IMAGES`) builds without a registry.
 
@@ -19,16 +19,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.ci import in_ci  # noqa: F401 - re-exported for the suites
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_BASE_IMAGES = REPO_ROOT / "tests" / "images" / "build-base-images.sh"
 DEFAULT_BASE_IMAGE = "litellm-claude-code/base:bookworm"
 DEFAULT_SYSTEMD_IMAGE = "litellm-claude-code/systemd:bookworm"
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def docker_client() -> Any | None:
@@ -44,13 +42,10 @@ def docker_client() -> Any | None:
 
 
 def require_docker() -> Any:
-    """The docker client; skips the test without Docker, fails instead under CI=true."""
+    """The docker client; skips the test without Docker (a failure under CI=true: tests/conftest.py)."""
     client = docker_client()
     if client is None:
-        message = "Docker engine not reachable (is dockerd running? docker info)"
-        if in_ci():
-            pytest.fail(f"{message}: Docker tests must not skip under CI=true")
-        pytest.skip(message)
+        pytest.skip("Docker engine not reachable (is dockerd running? docker info)")
     return client
 
 

@@ -140,27 +140,11 @@ def make_provider(state_dir: Path, name: str, **overrides: Any) -> Any:
 
 async def shutdown_provider(provider: Any) -> None:
     """Stop every warm process of ``provider`` (this loop's engine and the sync API's)."""
-    loop = asyncio.get_running_loop()
-    engine = provider._engines.get(loop)
-    if engine is not None:
-        await engine.close()
-    thread = provider._loop_thread
-    if thread is not None:
-
-        async def close_thread_engine() -> None:
-            await provider.engine().close()
-
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(close_thread_engine(), thread.loop))
+    await provider.aclose()
 
 
 def shutdown_provider_sync(provider: Any) -> None:
-    thread = provider._loop_thread
-    if thread is not None:
-
-        async def close_thread_engine() -> None:
-            await provider.engine().close()
-
-        asyncio.run_coroutine_threadsafe(close_thread_engine(), thread.loop).result(30)
+    provider.close()
 
 
 # --------------------------------------------------------------------------- the proxy

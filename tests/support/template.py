@@ -3,8 +3,8 @@
 The working tree holds uncommitted files of several engineers, so tests never render from
 it directly. :func:`make_template_repo` copies what git would see (``git ls-files -co
 --exclude-standard``, symlinks kept as symlinks) into a fresh repository, commits it and
-tags it; optionally it first commits an *older release* derived from the tree, so
-``copier update`` can be tested from one release to the next.
+tags it. :func:`make_release_repo` is the same on top of the real earlier releases (the
+commits CHANGELOG.md names), for ``copier update`` from each of them.
 
     repo = make_template_repo(tmp / "template")               # tag 1.0.0 = the working tree
     project = render(repo, tmp / "gw", {"listen_port": 4100})  # copier copy --defaults
@@ -53,7 +53,6 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
     },
 }
 
-OLD_TAG = "0.9.0"
 NEW_TAG = "1.0.0"
 SKIP_PARTS = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".git"})
 GIT_ENV = {
@@ -107,25 +106,11 @@ def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
         git("tag", tag, cwd=repo)
 
 
-def make_template_repo(dest: Path, *, old_release: Callable[[Path], None] | None = None) -> Path:
-    """A git repository of the working tree, tagged ``NEW_TAG``.
-
-    With ``old_release``: the tree is first modified in place by that function, committed
-    and tagged ``OLD_TAG``; then the real tree is restored, committed and tagged ``NEW_TAG``.
-    """
+def make_template_repo(dest: Path) -> Path:
+    """A git repository of the working tree, tagged ``NEW_TAG``."""
     dest.mkdir(parents=True)
     git("init", "-q", cwd=dest)
     copy_tree(dest)
-    if old_release is not None:
-        old_release(dest)
-        commit_all(dest, "old release", OLD_TAG)
-        for child in dest.iterdir():
-            if child.name != ".git":
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-        copy_tree(dest)
     commit_all(dest, "release", NEW_TAG)
     return dest
 
@@ -153,9 +138,61 @@ def render(
     return dest
 
 
-def replace_in(path: Path, old: str, new: str) -> None:
-    """Replace text that must be there (a derived release must not silently drift)."""
-    text = path.read_text()
-    if old not in text:
-        raise AssertionError(f"{old!r} not found in {path}: update the derived old release")
-    path.write_text(text.replace(old, new, 1))
+def render_role_unit(project: Path, dest: Path) -> Path:
+    """The systemd unit the gateway role would install for ``project``, written to ``dest``, by
+    the project's own ``scripts/project.py unit`` (Ansible renders the role's template, no host)."""
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(project / "scripts" / "project.py"), "unit", str(dest)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"rendering the role's unit failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return dest
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def changelog_releases(changelog: Path = REPO_ROOT / "CHANGELOG.md") -> tuple[dict[str, str], str]:
+    """``({version: commit}, next version)`` as CHANGELOG.md records them.
+
+    A release is a ``## [X.Y.Z] - date`` heading followed by a ``Commit: `sha` `` line; the next
+    release is the ``Next release: X.Y.Z`` line under ``## [Unreleased]``.
+    """
+    import re
+
+    text = changelog.read_text()
+    releases = {}
+    for match in re.finditer(r"^## \[(\d+\.\d+\.\d+)\][^\n]*\n+Commit: `([0-9a-f]{7,40})`", text, re.M):
+        releases[match.group(1)] = match.group(2)
+    upcoming = re.search(r"^## \[Unreleased\]\n+Next release: (\d+\.\d+\.\d+)$", text, re.M)
+    if not upcoming:
+        raise AssertionError("CHANGELOG.md: no 'Next release: X.Y.Z' line under ## [Unreleased]")
+    return releases, upcoming.group(1)
+
+
+def make_release_repo(dest: Path) -> tuple[Path, dict[str, str], str]:
+    """A scratch clone of this repository with every changelog release tagged at its commit, and
+    the working tree committed on top as the next release. Returns (repo, releases, next)."""
+    releases, upcoming = changelog_releases()
+    git("clone", "-q", "--no-checkout", str(REPO_ROOT), str(dest), cwd=REPO_ROOT.parent)
+    for version, commit in releases.items():
+        git("tag", version, git("rev-parse", "--verify", f"{commit}^{{commit}}", cwd=dest).strip(), cwd=dest)
+    latest = max(releases, key=lambda v: tuple(int(x) for x in v.split(".")))
+    git("checkout", "-q", "-f", "-B", "next", latest, cwd=dest)
+    git("rm", "-r", "-q", "--cached", ".", cwd=dest)
+    for child in dest.iterdir():
+        if child.name != ".git":
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    copy_tree(dest)
+    commit_all(dest, f"release {upcoming} (the working tree)", upcoming)
+    return dest, releases, upcoming

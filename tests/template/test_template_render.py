@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.support.template import ANSWER_SETS, REPO_ROOT, RenderFn
+from tests.support.template import ANSWER_SETS, REPO_ROOT, RenderFn, render_role_unit
 
 BIN = Path(sys.executable).parent
 SKIP_DIRS = {".git", "provider", "wheelhouse", ".venv"}
 QUESTIONS = {
-    k for k, v in yaml.safe_load((REPO_ROOT / "copier.yml").read_text()).items()
+    k
+    for k, v in yaml.safe_load((REPO_ROOT / "copier.yml").read_text()).items()
     if not k.startswith("_") and isinstance(v, dict) and v.get("when") is not False
 }
 
@@ -45,8 +46,7 @@ def tool(name: str) -> str:
 
 def files_of(project: Path, pattern: str = "*") -> list[Path]:
     return sorted(
-        p for p in project.rglob(pattern)
-        if p.is_file() and not SKIP_DIRS.intersection(p.relative_to(project).parts)
+        p for p in project.rglob(pattern) if p.is_file() and not SKIP_DIRS.intersection(p.relative_to(project).parts)
     )
 
 
@@ -77,7 +77,7 @@ def test_layout(project: Path) -> None:
         "requirements.lock",
         "requirements-dev.txt",
         "config/litellm.yaml",
-        f"deploy/systemd/{slug}.service",
+        "config/provider.env",
         "scripts/smoke.py",
         "tests/conftest.py",
         "tests/test_gateway.py",
@@ -156,9 +156,7 @@ def test_every_yaml_parses(project: Path) -> None:
 
 
 def test_yamllint_clean(project: Path) -> None:
-    done = subprocess.run(
-        [tool("yamllint"), "--strict", "."], cwd=project, capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([tool("yamllint"), "--strict", "."], cwd=project, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -203,7 +201,12 @@ def test_proxy_config_loads_in_litellms_loader(project: Path) -> None:
     }
     done = subprocess.run(
         [sys.executable, "-c", script, str(project / "config" / "litellm.yaml")],
-        capture_output=True, text=True, env=env, timeout=240, check=False, cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+        cwd=project,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
@@ -225,9 +228,7 @@ def test_proxy_config_settings(project: Path) -> None:
     assert config["router_settings"]["disable_cooldowns"] is True
     assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
     assert config["litellm_settings"]["request_timeout"] > recorded["request_timeout"]
-    assert config["litellm_settings"]["custom_provider_map"][0]["custom_handler"] == (
-        "litellm_claude_code.handler"
-    )
+    assert config["litellm_settings"]["custom_provider_map"][0]["custom_handler"] == ("litellm_claude_code.handler")
 
 
 def test_proxy_config_declares_reasoning_and_the_drop_params_answer(project: Path) -> None:
@@ -245,25 +246,79 @@ def test_proxy_config_declares_reasoning_and_the_drop_params_answer(project: Pat
 # --------------------------------------------------------------------------- systemd
 
 
+_units: dict[Path, Path] = {}
+
+
+def unit_of(project: Path) -> Path:
+    """The unit the gateway role installs for this project (rendered once per project)."""
+    if project not in _units:
+        _units[project] = render_role_unit(project, project.parent / f"{slug_of(project)}.service")
+    return _units[project]
+
+
+def provider_env_of(project: Path) -> dict[str, str]:
+    lines = (project / "config" / "provider.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_provider_settings_are_written_once(project: Path) -> None:
+    """config/provider.env holds them; the Makefile, the image and the unit only point at it."""
+    recorded = answers_of(project)
+    settings = provider_env_of(project)
+    assert settings["LITELLM_CLAUDE_CODE_DEFAULT_MODEL"] == recorded["model_aliases"][recorded["default_model"]]
+    assert settings["LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT"] == str(recorded["request_timeout"])
+    if str(recorded["max_concurrency"]).lower() == "auto":
+        assert "LITELLM_CLAUDE_CODE_MAX_CONCURRENCY" not in settings
+    else:
+        assert settings["LITELLM_CLAUDE_CODE_MAX_CONCURRENCY"] == str(recorded["max_concurrency"])
+    assert settings["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    for rel in ("Makefile", "Dockerfile", "tests/conftest.py", "scripts/smoke.py"):
+        text = (project / rel).read_text()
+        for name in ("DEFAULT_MODEL", "MAX_CONCURRENCY", "REQUEST_TIMEOUT"):
+            assert f"LITELLM_CLAUDE_CODE_{name}" not in text, f"{rel} repeats LITELLM_CLAUDE_CODE_{name}"
+    assert "include config/provider.env" in (project / "Makefile").read_text()
+    assert not re.search(r"^Environment=\"?LITELLM_CLAUDE_CODE_(?!STATE_DIR=)", unit_of(project).read_text(), re.M)
+
+
+def test_make_exports_the_provider_settings(project: Path) -> None:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed; required under CI=true")
+    done = subprocess.run(
+        [make, "-s", "-f", "Makefile", "-f", "-", "show-env"],
+        input="show-env:\n\t@env | grep ^LITELLM_ | sort\n",
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    exported = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert exported == provider_env_of(project)
+
+
 def test_unit_settings(project: Path) -> None:
     recorded = answers_of(project)
     slug = recorded["project_slug"]
-    unit = (project / "deploy" / "systemd" / f"{slug}.service").read_text()
+    unit = unit_of(project).read_text()
+    assert unit.startswith("#"), "the unit starts with the ansible_managed comment"
+    assert "Ansible managed" in "".join(unit.splitlines()[:3])
     token_env = "CLAUDE_CODE_OAUTH_TOKEN" if recorded["auth_method"] == "oauth_token" else "ANTHROPIC_API_KEY"
-    default_claude_model = recorded["model_aliases"][recorded["default_model"]]
+    listen_host = recorded["listen_host"]
+    if recorded.get("lb_host") and listen_host in ("127.0.0.1", "localhost", "::1"):
+        listen_host = "0.0.0.0"
     for line in (
+        f"Description={recorded['project_name']} (LiteLLM proxy serving Claude Code)",
         f"User={slug}",
         f"Group={slug}",
         f"StateDirectory={slug}",
+        f"EnvironmentFile=/etc/{slug}/provider.env",
         f"EnvironmentFile=/etc/{slug}/secrets.env",
-        "Environment=LITELLM_LOCAL_MODEL_COST_MAP=True",
-        f"Environment=LITELLM_CLAUDE_CODE_MAX_CONCURRENCY={recorded['max_concurrency']}",
-        f"Environment=LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT={recorded['request_timeout']}",
-        f"Environment=LITELLM_CLAUDE_CODE_DEFAULT_MODEL={default_claude_model}",
+        f"Environment=HOME=/var/lib/{slug}",
         f"Environment={token_env}_FILE=/etc/{slug}/credentials/{token_env}",
         "Restart=on-failure",
         f"ExecStart=/opt/{slug}/venv/bin/litellm --config /etc/{slug}/litellm.yaml"
-        f" --host {recorded['listen_host']} --port {recorded['listen_port']}",
+        f" --host {listen_host} --port {recorded['listen_port']}",
     ):
         assert re.search(rf"^{re.escape(line)}$", unit, re.M), line
     assert not re.search(r"^Environment=.*(LITELLM_MASTER_KEY|_TOKEN|API_KEY)=(?!/)", unit, re.M)
@@ -276,17 +331,19 @@ def _exposure(output: str) -> float:
 
 
 def test_unit_exposure_at_most_2(project: Path) -> None:
-    """`systemd-analyze security --offline=true` scores every unit "OK" (<= 2.0).
+    """`systemd-analyze security --offline=true` scores the role's unit "OK" (<= 2.0).
 
     Uses the host's systemd-analyze (Debian's systemd package); the fleet tests score the
     installed unit again on real systemd hosts."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("no systemd-analyze on the host (install systemd); required under CI=true")
-    for unit in (project / "deploy" / "systemd").glob("*.service"):
+    for unit in (unit_of(project),):
         done = subprocess.run(
             [analyze, "security", "--offline=true", "--threshold=20", str(unit)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert _exposure(done.stdout) <= 2.0, done.stdout
 
@@ -297,7 +354,10 @@ def test_unit_exposure_at_most_2(project: Path) -> None:
 def test_ansible_syntax_check(project: Path) -> None:
     done = subprocess.run(
         [tool("ansible-playbook"), "--syntax-check", "-i", "ansible/inventory.yml", "ansible/site.yml"],
-        cwd=project, capture_output=True, text=True, check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "ANSIBLE_CONFIG": str(project / "ansible" / "ansible.cfg")},
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -324,8 +384,8 @@ def test_make_secrets_writes_a_private_file(default_project: Path, tmp_path: Pat
     if shutil.which("make") is None:
         pytest.skip("make is not installed; required under CI=true")
     shutil.copy(default_project / "Makefile", tmp_path / "Makefile")
-    subprocess.run(["make", "-s", "secrets", f"PYTHON={sys.executable}"], cwd=tmp_path, check=True,
-                   capture_output=True)
+    shutil.copytree(default_project / "config", tmp_path / "config")  # the Makefile includes provider.env
+    subprocess.run(["make", "-s", "secrets", f"PYTHON={sys.executable}"], cwd=tmp_path, check=True, capture_output=True)
     secrets_file = tmp_path / "secrets.env"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     text = secrets_file.read_text()

@@ -1,116 +1,109 @@
-"""`copier update` from an older release keeps answers and local edits, and leaves conflicts
-as markers that the generated project's pre-commit hook refuses."""
+"""`copier update` from every earlier release (as CHANGELOG.md records them) to the working tree.
+
+Each release is tagged at the commit the changelog names, in a scratch clone; a project is
+generated from it, committed, edited locally, then updated to the next release (the working
+tree). The template's changes and the user's edits both survive, a line both changed becomes
+a conflict, and the generated project's own pre-commit hook refuses the markers (run for real).
+"""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.template import NEW_TAG, OLD_TAG, commit_all, git, render
+from tests.support.template import changelog_releases, commit_all, git, make_release_repo, render
 
 ANSWERS = {
     "project_name": "Acme Gateway",
     "listen_port": 4100,
     "model_aliases": {"sonnet": "sonnet", "quick": "haiku"},
     "auth_method": "api_key",
+    "max_concurrency": 6,
 }
+RELEASES, NEXT = changelog_releases()
+PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
 
 
-def conflict_hook_pattern(project: Path) -> re.Pattern[str]:
-    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
-    hooks = [h for repo in config["repos"] for h in repo["hooks"]]
-    (hook,) = [h for h in hooks if h["id"] == "conflict-markers"]
-    assert hook["language"] == "pygrep"
-    return re.compile(hook["entry"])
+@pytest.fixture(scope="module")
+def release_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo, _, _ = make_release_repo(tmp_path_factory.mktemp("releases") / "repo")
+    return repo
 
 
-def files_with_conflicts(project: Path) -> list[str]:
-    """What the conflict-markers hook reports: pre-commit itself when installed, else its
-    pygrep pattern applied line by line (as pygrep does) to every tracked text file."""
-    pre_commit = shutil.which("pre-commit")
-    if pre_commit:
-        done = subprocess.run(
-            [pre_commit, "run", "conflict-markers", "--all-files"],
-            cwd=project, capture_output=True, text=True, check=False,
-        )
-        if done.returncode == 0:
-            return []
-        return sorted(set(re.findall(r"^([^\s:]+):\d+:", done.stdout, re.M)))
-    pattern = conflict_hook_pattern(project)
-    hits = []
-    for rel in git("ls-files", cwd=project).splitlines():
-        path = project / rel
-        try:
-            lines = path.read_text().splitlines()
-        except (UnicodeDecodeError, IsADirectoryError):
-            continue
-        if any(pattern.search(line) for line in lines):
-            hits.append(rel)
-    return sorted(set(hits))
+def conflict_hook(project: Path) -> subprocess.CompletedProcess[str]:
+    """The generated project's conflict-markers hook, run by pre-commit itself."""
+    if not PRE_COMMIT.exists():
+        pytest.skip("pre-commit is not installed (requirements-dev.txt); required under CI=true")
+    return subprocess.run(
+        [str(PRE_COMMIT), "run", "conflict-markers", "--all-files"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": f"{PRE_COMMIT.parent}:/usr/bin:/bin", "HOME": str(project.parent), "PRE_COMMIT_HOME": str(project.parent / "pc")},
+    )
 
 
-@pytest.fixture
-def old_project(template_repo: Path, tmp_path: Path) -> Path:
-    project = render(template_repo, tmp_path / "gateway", ANSWERS, vcs_ref=OLD_TAG)
-    git("init", "-q", cwd=project)
-    commit_all(project, "generated from the template")
-    return project
+def test_changelog_names_the_first_release() -> None:
+    assert "0.1.0" in RELEASES, RELEASES
+    assert tuple(map(int, NEXT.split("."))) > max(tuple(map(int, v.split("."))) for v in RELEASES)
 
 
-def test_old_release_is_older(old_project: Path) -> None:
-    answers = yaml.safe_load((old_project / ".copier-answers.yml").read_text())
-    assert answers["_commit"] == OLD_TAG
-    assert "request_timeout" not in answers
-    assert not (old_project / "scripts" / "smoke.py").exists()
-    assert files_with_conflicts(old_project) == []
-
-
-def test_update_keeps_answers_and_edits_and_marks_conflicts(old_project: Path) -> None:
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_update_from_release_keeps_edits_and_marks_conflicts(release_repo: Path, tmp_path: Path, release: str) -> None:
     import copier
 
-    project = old_project
-    # Local edits: one where the template also changed (README heading), one where it did not.
-    readme = project / "README.md"
-    readme.write_text(readme.read_text().replace("## Running locally\n", "## Running it on a laptop\n"))
+    project = render(release_repo, tmp_path / "gateway", ANSWERS, vcs_ref=release)
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == release
+    git("init", "-q", cwd=project)
+    commit_all(project, f"generated from the template {release}")
+    assert conflict_hook(project).returncode == 0
+
+    # Local edits: a line the template also changes (the concurrency setting in the Makefile, which
+    # moves to config/provider.env), a target of our own in the same file, and a file of our own.
     makefile = project / "Makefile"
-    makefile.write_text(makefile.read_text() + "\nhello: ## a target of our own\n\t@echo hello\n")
+    text = makefile.read_text()
+    assert "export LITELLM_CLAUDE_CODE_MAX_CONCURRENCY := 6\n" in text
+    text = text.replace("export LITELLM_CLAUDE_CODE_MAX_CONCURRENCY := 6\n", "export LITELLM_CLAUDE_CODE_MAX_CONCURRENCY := 12\n")
+    makefile.write_text(text + "\nhello: ## a target of our own\n\t@echo hello\n")
     (project / "NOTES.md").write_text("Our runbook.\n")
     commit_all(project, "local edits")
 
-    copier.run_update(project, defaults=True, overwrite=True, quiet=True, unsafe=False, vcs_ref=NEW_TAG)
+    copier.run_update(project, defaults=True, overwrite=True, quiet=True, unsafe=True, vcs_ref=NEXT)
 
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["_commit"] == NEW_TAG
+    assert answers["_commit"] == NEXT
     for key, value in ANSWERS.items():
         assert answers[key] == value, key
-    assert answers["request_timeout"] == 600  # the new question, answered by its default
-    # The template's new file arrived, the user's own edits and files stayed.
-    assert (project / "scripts" / "smoke.py").is_file()
-    assert "hello: ## a target of our own" in makefile.read_text()
+    # The template's change and the user's edit, in the same file, both arrived.
+    text = makefile.read_text()
+    assert "include config/provider.env" in text
+    assert "hello: ## a target of our own" in text
     assert (project / "NOTES.md").read_text() == "Our runbook.\n"
-    config = (project / "config" / "litellm.yaml").read_text()
-    assert "# LiteLLM proxy configuration for Acme Gateway." in config
-    assert "LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT=600" in (
-        project / "deploy" / "systemd" / "acme-gateway.service"
-    ).read_text()
-    # Both sides changed the README heading: a conflict, shown with markers ...
-    text = readme.read_text()
+    # What moved: the settings into config/provider.env, the unit into the role (the migration).
+    assert "LITELLM_CLAUDE_CODE_MAX_CONCURRENCY=6" in (project / "config" / "provider.env").read_text()
+    assert not (project / "deploy").exists(), "the 0.2.0 migration removes the unused unit"
+    assert (project / "scripts" / "project.py").is_file()
+    # Both sides changed the concurrency line: a conflict, shown with markers ...
     assert "<<<<<<< " in text and "\n=======\n" in text and ">>>>>>> " in text
-    assert "## Running it on a laptop" in text and "## Run it locally" in text
+    assert "LITELLM_CLAUDE_CODE_MAX_CONCURRENCY := 12" in text
     # ... that the generated project's pre-commit hook refuses, in that file only.
-    assert files_with_conflicts(project) == ["README.md"]
+    hook = conflict_hook(project)
+    assert hook.returncode != 0, hook.stdout
+    assert sorted(set(re.findall(r"^([^\s:]+):\d+:", hook.stdout, re.M))) == ["Makefile"], hook.stdout
 
 
-def test_update_without_changes_is_a_no_op(template_repo: Path, tmp_path: Path) -> None:
+def test_update_without_changes_is_a_no_op(release_repo: Path, tmp_path: Path) -> None:
     import copier
 
-    project = render(template_repo, tmp_path / "gateway", ANSWERS, vcs_ref=NEW_TAG)
+    project = render(release_repo, tmp_path / "gateway", ANSWERS, vcs_ref=NEXT)
     git("init", "-q", cwd=project)
     commit_all(project, "generated")
-    copier.run_update(project, defaults=True, overwrite=True, quiet=True, unsafe=False, vcs_ref=NEW_TAG)
+    copier.run_update(project, defaults=True, overwrite=True, quiet=True, unsafe=True, vcs_ref=NEXT)
     assert git("status", "--porcelain", cwd=project).strip() == ""

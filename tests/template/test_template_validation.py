@@ -9,18 +9,18 @@ import pytest
 from tests.support.template import render
 
 INVALID: list[tuple[dict[str, Any], str]] = [
-    ({"project_slug": "Bad Slug"}, "project_slug \"Bad Slug\" is invalid"),
+    ({"project_slug": "Bad Slug"}, 'project_slug "Bad Slug" is invalid'),
     ({"project_slug": "9lives"}, "starting with a letter"),
     ({"project_slug": "a" * 33}, "2 to 32"),
     ({"project_slug": "trailing-"}, "not ending with '-'"),
     ({"project_name": "  "}, "project_name must not be empty"),
-    ({"model_aliases": {"fast": "gpt-4o"}}, "model alias \"fast\" routes to \"gpt-4o\", which is not a Claude model"),
-    ({"model_aliases": {"Bad Alias": "sonnet"}}, "model alias \"Bad Alias\" is invalid"),
+    ({"model_aliases": {"fast": "gpt-4o"}}, 'model alias "fast" routes to "gpt-4o", which is not a Claude model'),
+    ({"model_aliases": {"Bad Alias": "sonnet"}}, 'model alias "Bad Alias" is invalid'),
     ({"model_aliases": {}}, "model_aliases must be a non-empty mapping"),
     ({"model_aliases": ["sonnet"]}, "model_aliases must be a non-empty mapping"),
     ({"model_aliases": {"x": "claude-Sonnet 4"}}, "which is not a Claude model"),
     ({"default_model": "gpt-4"}, "Invalid choice for 'default_model'"),
-    ({"provider_name": "Claude Code"}, "provider_name \"Claude Code\" is invalid"),
+    ({"provider_name": "Claude Code"}, 'provider_name "Claude Code" is invalid'),
     ({"provider_name": "anthropic"}, "is a built-in LiteLLM provider"),
     ({"listen_host": "not a host"}, "is not an IPv4 address, an IPv6 address or a hostname"),
     ({"listen_host": "300.1.1.1"}, "is not an IPv4 address"),
@@ -36,14 +36,12 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"gateway_hosts": []}, "gateway_hosts must be a non-empty list of hostnames"),
     ({"gateway_hosts": "gateway-1"}, "gateway_hosts must be a non-empty list of hostnames"),
     ({"gateway_hosts": ["gw-1", "gw-1"]}, "gateway_hosts has duplicates"),
-    ({"gateway_hosts": ["bad host!"]}, "gateway host \"bad host!\" is not a valid inventory hostname"),
+    ({"gateway_hosts": ["bad host!"]}, 'gateway host "bad host!" is not a valid inventory hostname'),
 ]
 
 
 @pytest.mark.parametrize(("data", "message"), INVALID, ids=[str(d) for d, _ in INVALID])
-def test_invalid_answer_is_rejected(
-    template_repo: Path, tmp_path: Path, data: dict[str, Any], message: str
-) -> None:
+def test_invalid_answer_is_rejected(template_repo: Path, tmp_path: Path, data: dict[str, Any], message: str) -> None:
     dest = tmp_path / "gateway"
     with pytest.raises(ValueError, match=None) as info:
         render(template_repo, dest, data)
@@ -70,9 +68,9 @@ def test_valid_edge_answers_render(template_repo: Path, tmp_path: Path, data: di
     project = render(template_repo, tmp_path / "gateway", data)
     assert (project / "config" / "litellm.yaml").is_file()
     if "max_concurrency" in data:
-        # The answer reaches the provider as written: a number, or auto (its host-derived rule).
-        expected = f"LITELLM_CLAUDE_CODE_MAX_CONCURRENCY={data['max_concurrency']}"
-        assert expected in next((project / "deploy" / "systemd").glob("*.service")).read_text()
-        assert f"claude_code_gateway_max_concurrency: {data['max_concurrency']}\n" in (
-            project / "ansible" / "group_vars" / "all.yml"
-        ).read_text()
+        # A number reaches the provider as written; auto leaves it to the provider's host-derived rule.
+        env = (project / "config" / "provider.env").read_text()
+        if str(data["max_concurrency"]).lower() == "auto":
+            assert "\nLITELLM_CLAUDE_CODE_MAX_CONCURRENCY=" not in env
+        else:
+            assert f"\nLITELLM_CLAUDE_CODE_MAX_CONCURRENCY={data['max_concurrency']}\n" in env

@@ -24,7 +24,20 @@ check_versions()
 if not os.environ.get("LITELLM_CLAUDE_CODE_CLI_PATH", "").strip():
     check_cli_version(bundled_cli_version(), "bundled with claude-agent-sdk")
 
-from .errors import ClaudeCodeError
+from ._compat import DependencyVersionError
+from .errors import (
+    BadRequestError,
+    ClaudeCodeError,
+    CLIFailedError,
+    CLINotFoundError,
+    ConfigurationError,
+    QueueFullError,
+    RateLimitedError,
+    RequestTimeoutError,
+    UpstreamAuthError,
+    UpstreamOverloadedError,
+    UpstreamServerError,
+)
 from .provider import ClaudeCodeProvider, register
 from .settings import Settings, SettingsError
 
@@ -38,11 +51,24 @@ handler = ClaudeCodeProvider()
 # every request of a proxy that reports itself healthy.
 handler.load_settings()
 
+# The public surface, pinned by tests/provider/test_public_api.py: every error a caller can
+# catch is here, so nobody imports it from an internal module.
 __all__ = [
+    "BadRequestError",
+    "CLIFailedError",
+    "CLINotFoundError",
     "ClaudeCodeError",
     "ClaudeCodeProvider",
+    "ConfigurationError",
+    "DependencyVersionError",
+    "QueueFullError",
+    "RateLimitedError",
+    "RequestTimeoutError",
     "Settings",
     "SettingsError",
+    "UpstreamAuthError",
+    "UpstreamOverloadedError",
+    "UpstreamServerError",
     "__version__",
     "handler",
     "register",

@@ -187,6 +187,29 @@ class ClaudeCodeProvider(CustomLLM):
             response = ModelResponse()
         return _fill_response(response, "".join(parts), outcome, request.model)
 
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop every warm CLI process this provider started, from the running loop and the
+        sync API's thread, so a host application (or a test) ends with no CLI process left."""
+        engine = self._engines.get(asyncio.get_running_loop())
+        if engine is not None:
+            await engine.close()
+        thread = self._loop_thread
+        if thread is not None:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close_current_engine(), thread.loop))
+
+    def close(self, timeout: float = 30) -> None:
+        """The sync API's counterpart of :meth:`aclose`: stops the processes its thread started."""
+        thread = self._loop_thread
+        if thread is not None:
+            asyncio.run_coroutine_threadsafe(self._close_current_engine(), thread.loop).result(timeout)
+
+    async def _close_current_engine(self) -> None:
+        engine = self._engines.get(asyncio.get_running_loop())
+        if engine is not None:
+            await engine.close()
+
     # -- sync API (scripts) ----------------------------------------------------------------
 
     def _thread(self) -> _LoopThread:

@@ -31,11 +31,11 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# From the Copier answers (see .copier-answers.yml).
-TOKEN_ENV = "{{ token_env }}"
-DEFAULT_MODEL = "{{ default_model }}"
-DEFAULT_CLAUDE_MODEL = "{{ model_aliases[default_model] }}"
+import project  # scripts/project.py: the answers and config/provider.env
+
+ROOT = project.ROOT
+PROJECT = project.load()
+TOKEN_ENV = PROJECT.token_env
 
 
 def served_models() -> list[str]:
@@ -99,7 +99,7 @@ def start(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=served_models())
+    parser.add_argument("--model", default=PROJECT.default_model, choices=served_models())
     parser.add_argument("--fake", action="store_true", help="always use the fake upstream")
     parser.add_argument("--prompt", default="Say hello in five words.")
     parser.add_argument(
@@ -130,13 +130,10 @@ def run(args: argparse.Namespace, logs: list[Path] | None) -> int:
         for key, value in os.environ.items()
         if not key.startswith(("ANTHROPIC_", "CLAUDE_CODE_", "LITELLM_MASTER_KEY"))
     }
-    env.update(
-        LITELLM_MASTER_KEY=master_key,
-        LITELLM_LOCAL_MODEL_COST_MAP="True",
-        LITELLM_CLAUDE_CODE_DEFAULT_MODEL=env.get(
-            "LITELLM_CLAUDE_CODE_DEFAULT_MODEL", DEFAULT_CLAUDE_MODEL
-        ),
-    )
+    # The provider's settings as the gateway runs them (the environment wins, as under make).
+    for name, value in project.provider_env().items():
+        env.setdefault(name, value)
+    env["LITELLM_MASTER_KEY"] = master_key
     prompt = args.prompt
     with ExitStack() as stack:
         if token:

@@ -31,19 +31,19 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import project  # scripts/project.py (pyproject.toml puts scripts/ on the path)
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-# From the Copier answers (see .copier-answers.yml).
-SLUG = "{{ project_slug }}"
-PORT = {{ listen_port }}
-PROVIDER = "{{ provider_name }}"
-TOKEN_ENV = "{{ token_env }}"
-PACKAGE_SOURCE = "{{ package_source }}"
+ROOT = project.ROOT
+PROJECT = project.load()
+SLUG = PROJECT.slug
+PORT = PROJECT.listen_port
+PROVIDER = PROJECT.provider_name
+TOKEN_ENV = PROJECT.token_env
+PACKAGE_SOURCE = PROJECT.package_source
 FAKE_PORT = 8787
 FAKE_ALIAS = "fake-anthropic"
 FAKE_TOKEN = "fake-claude-token-" + "0123456789"
@@ -53,6 +53,7 @@ BUILD_CONTEXT = (
     "requirements.txt",
     "requirements.lock",
     "config/litellm.yaml",
+    "config/provider.env",
     "provider",
 )
 SKIP_PARTS = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
@@ -183,7 +184,8 @@ class FakeUpstream:
 
     def requests(self) -> list[dict[str, Any]]:
         data = http_json("GET", f"{self.url}/_fake/requests")
-        return data["requests"] if isinstance(data, dict) else data
+        items: list[dict[str, Any]] = data["requests"] if isinstance(data, dict) else data
+        return items
 
     def requests_with(self, marker: str) -> list[dict[str, Any]]:
         """Upstream requests whose messages contain `marker` (each test uses its own)."""
@@ -202,7 +204,7 @@ class Gateway:
 
     def logs(self) -> str:
         out, err = self.container.get_logs()
-        return (out + err).decode(errors="replace")
+        return bytes(out + err).decode(errors="replace")
 
 
 def _wait_http(url: str, timeout: float, container: Any) -> None:
@@ -270,7 +272,8 @@ def start_gateway(image: str, network: Any, env: dict[str, str]) -> Any:
         .with_exposed_ports(PORT)
         .with_kwargs(labels=LABELS)
     )
-    for key, value in env.items():
+    # As `docker run --env-file config/provider.env`: the image carries no provider settings.
+    for key, value in {**project.provider_env(), **env}.items():
         container = container.with_env(key, value)
     return container
 
