@@ -556,29 +556,32 @@ async def test_subscription_windows_arrive_as_rate_limit_events(
     assert info.raw["unifiedWindows"]["seven_day"]["utilization"] == 0.4
 
 
-async def test_a_json_schema_adds_a_structured_output_tool_even_without_tools(
+async def test_a_json_schema_in_initialize_adds_a_structured_output_tool_even_without_tools(
     tmp_path: Path, fake: FakeAnthropicServer
 ) -> None:
-    """Why ``response_format`` is refused for now: the schema is fixed when the process starts.
+    """What :mod:`.structured` relies on: the schema given in the ``initialize`` request.
 
-    ``--json-schema`` (the SDK's ``output_format``) works with ``--tools ""``: the CLI offers
-    Claude a ``StructuredOutput`` tool with the schema as its input schema and answers with a
-    success once Claude calls it. The schema goes in at start (flag, or ``initialize``), not
-    over the control channel, so serving it needs processes started per schema.
+    The CLI takes ``jsonSchema`` in ``initialize`` (as well as ``--json-schema``) and, with
+    ``--tools ""``, offers Claude a ``StructuredOutput`` tool with the schema as its input
+    schema, and answers with a success once Claude calls it. The SDK still sends initialize
+    through ``Transport.write`` (else the schema would be missing upstream), and the schema is
+    not on the process's command line.
     """
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
     settings = Settings(state_dir=tmp_path, cli_max_retries=0)
     process = CliProcess(
         settings,
         Launch(resolve_credential(), base_url=fake.base_url),
-        Binding("sonnet"),
+        Binding("sonnet", schema=json.dumps(schema)),
         cwd=working_directory(tmp_path),
         launcher=install_launcher(tmp_path),
         cli=resolve_cli(settings),
     )
-    process._client.options.extra_args["json-schema"] = json.dumps(schema)
     try:
         await process.start()
+        assert process.pid is not None
+        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode()
+        assert "json-schema" not in cmdline and '"integer"' not in cmdline
         fake.push({"text": "", "tool_use": {"name": "StructuredOutput", "input": {"a": 1}}})
         results = [m async for m in process.run(conversation("q0")) if isinstance(m, ResultMessage)]
         tools = {t["name"]: t for t in last_request(fake)["body"]["tools"]}

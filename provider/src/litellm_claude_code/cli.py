@@ -174,6 +174,8 @@ class Binding:
     """The client's tools, fixed when the process starts (a CLI lists its MCP tools once)."""
     reasoning: Reasoning = field(default_factory=Reasoning)
     """Effort and thinking budget (:mod:`.reasoning`); the default leaves the CLI's own."""
+    schema: str | None = None
+    """The ``response_format`` schema (canonical JSON, :mod:`.structured`), fixed when the process starts."""
 
 
 @dataclass(slots=True)

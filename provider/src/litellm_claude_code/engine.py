@@ -44,6 +44,7 @@ from .settings import Settings
 from .slots import Slots
 from .stops import StopCutter
 from .streaming import Delta, Outcome, deltas
+from .structured import check as check_structured
 from .tools import ToolSet, answer_turn
 
 _LIVE: weakref.WeakSet[CliProcess] = weakref.WeakSet()
@@ -74,11 +75,18 @@ class Request:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     tools: ToolSet | None = None
     """The client's tools (the conversation names earlier calls as Claude saw them, :func:`.tools.to_wire`)."""
+    schema: str | None = None
+    """The ``response_format`` schema (:mod:`.structured`): the answer is JSON matching it."""
 
     @property
     def binding(self) -> Binding:
         return Binding(
-            self.model, self.conversation.system, self.max_output_tokens, tools=self.tools, reasoning=self.reasoning
+            self.model,
+            self.conversation.system,
+            self.max_output_tokens,
+            tools=self.tools,
+            reasoning=self.reasoning,
+            schema=self.schema,
         )
 
 
@@ -151,7 +159,9 @@ class Engine:
         if outcome is None or not _credential_is_current(process.launch):
             process.kill()
             self.pool.checkin(process, keep=False)
-        elif process.completed:
+        elif process.completed and process.binding.schema is None:
+            # A structured turn is always cut off: the CLI holds a StructuredOutput call, the
+            # client got its input as content (:mod:`.structured`).
             self.pool.checkin(process, keep=process.commit(answer_turn(outcome.text, outcome.tool_calls)))
         else:
             task = asyncio.get_running_loop().create_task(self._drop_turn(process))
@@ -217,6 +227,7 @@ class Engine:
                                 outcome,
                                 token_setting=launch.credential.setting,
                                 client_tools=request.tools is not None,
+                                structured=request.schema is not None,
                             ):
                                 if cutter is not None and delta.text:
                                     # The answer ends at a stop string; leaving the loop before the
@@ -235,6 +246,8 @@ class Engine:
                                     break
                             if cutter is not None and (rest := cutter.flush()):
                                 yield Delta(text=rest)
+                        if request.schema is not None:
+                            check_structured(outcome.text, request.schema)
                         break
                     except (CLIFailedError, _WarmUnresponsive):
                         if yielded or not lease.warm:

@@ -73,9 +73,10 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("metadata", Kind.HONOURED, "used by LiteLLM (logging, callbacks); not sent to Claude"),
     Parameter(
         "response_format",
-        Kind.REFUSED,
-        "refused with 400 whatever `drop_params` says: structured output needs a Claude Code process started "
-        "for the schema, which this version does not run; dropping it would return text the client cannot parse",
+        Kind.HONOURED,
+        "`json_schema` and `json_object`: Claude answers through the CLI's structured-output tool, the content "
+        "is its JSON, checked against the schema (502 if it does not match); `text` as without; with `tools` "
+        "refused with 400 (see structured output)",
     ),
     Parameter(
         "tools",

@@ -54,6 +54,7 @@ from .cli import Binding, Launch, Workspace, build_options
 from .errors import ClaudeCodeError, CLIFailedError, CLINotFoundError
 from .messages import Conversation, Role, Turn, chain_of
 from .settings import Settings
+from .structured import SchemaTransport
 
 logger = logging.getLogger("litellm_claude_code")
 
@@ -123,6 +124,8 @@ def plan_for(
         return None  # a system prompt once given cannot be taken back
     if binding.tools != current.tools:
         return None  # a process lists the client's tools once, when it starts
+    if binding.schema != current.schema:
+        return None  # so is its structured-output schema
     history = conversation.history
     chains = chain_of(history)
     keep = 0
@@ -154,23 +157,25 @@ class CliProcess:
         stderr: Callable[[str], None] | None = None,
     ) -> None:
         self.launch = launch
-        self.binding = Binding(binding.model, None, binding.max_output_tokens, binding.tools)
+        self.binding = Binding(binding.model, None, binding.max_output_tokens, binding.tools, schema=binding.schema)
         # The model id the CLI resolved the binding's model to, once a set_model answer named it:
         # ``only_if_model_is_current`` does not match every alias (``haiku`` fails, CLI 2.1.332).
         self._resolved_model: str | None = None
         self.workspace = Workspace.create(settings.state_dir)
         self.held: list[HeldTurn] = []
+        options = build_options(
+            settings,
+            launch,
+            self.binding,
+            self.workspace,
+            cwd=cwd,
+            launcher=launcher,
+            cli=cli,
+            stderr=stderr,
+        )
+        schema = self.binding.schema
         self._client = ClaudeSDKClient(
-            options=build_options(
-                settings,
-                launch,
-                self.binding,
-                self.workspace,
-                cwd=cwd,
-                launcher=launcher,
-                cli=cli,
-                stderr=stderr,
-            )
+            options=options, transport=SchemaTransport(options, schema) if schema is not None else None
         )
         self.created_at = time.monotonic()
         self.last_used = self.created_at
@@ -317,8 +322,8 @@ class CliProcess:
 
     async def _bind(self, binding: Binding) -> None:
         current = self.binding
-        if binding.tools != current.tools:
-            raise RuntimeError("a process's tools are fixed when it starts")
+        if binding.tools != current.tools or binding.schema != current.schema:
+            raise RuntimeError("a process's tools and output schema are fixed when it starts")
         if binding.reasoning != current.reasoning:
             await reasoning.bind(self.control, current.reasoning, binding.reasoning)
             self.binding = current = replace(current, reasoning=binding.reasoning)

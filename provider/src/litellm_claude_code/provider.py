@@ -33,6 +33,7 @@ from .reasoning import reasoning_chunk, reasoning_of
 from .settings import Settings
 from .stops import stops_of
 from .streaming import Outcome, ToolCallDelta
+from .structured import output_schema
 from .tools import check_strict, client_name, to_wire, tool_request
 
 T = TypeVar("T")
@@ -102,6 +103,12 @@ class ClaudeCodeProvider(CustomLLM):
             raise BadRequestError("max_tokens must be a positive integer.")
         conversation = convert_messages(messages)
         tools = tool_request(params, conversation).tools
+        schema = output_schema(params.get("response_format"))
+        if schema is not None and tools is not None:
+            raise BadRequestError(
+                "response_format with tools is not supported: Claude Code gives structured output as a call of its "
+                "own tool, which would compete with the client's tools in one answer. Send one or the other."
+            )
         if tools is not None:
             conversation = to_wire(conversation)
         request_timeout = settings.request_timeout
@@ -118,6 +125,7 @@ class ClaudeCodeProvider(CustomLLM):
             stop=stops_of(params.get("stop")),
             tenant=_tenant(litellm_params),
             tools=tools,
+            schema=schema,
         )
         call_id = (litellm_params or {}).get("litellm_call_id")
         if isinstance(call_id, str) and call_id:

@@ -28,6 +28,7 @@ from .errors import (
     from_upstream_status,
 )
 from .ratelimits import RateLimitState
+from .structured import TOOL as STRUCTURED_TOOL
 from .tools import ToolCall
 
 FINISH_REASONS = {
@@ -244,7 +245,12 @@ class _Calls:
 
 
 async def deltas(
-    messages: AsyncIterator[Message], outcome: Outcome, *, token_setting: str, client_tools: bool = False
+    messages: AsyncIterator[Message],
+    outcome: Outcome,
+    *,
+    token_setting: str,
+    client_tools: bool = False,
+    structured: bool = False,
 ) -> AsyncIterator[Delta]:
     """Yield the answer's pieces as they stream; fill ``outcome``; raise mapped errors.
 
@@ -252,6 +258,9 @@ async def deltas(
     tool calls for the client (:class:`ToolCallDelta`), and the answer ends with the CLI's result
     (the calls deferred, :mod:`.tools`). Without, a ``tool_use`` ends the answer at once: the
     text so far is all of it, and the CLI runs nothing (it has no tools).
+
+    ``structured``: the answer is the input of the CLI's ``StructuredOutput`` call
+    (:mod:`.structured`), streamed as text; Claude's own text around it is dropped.
     """
     transcript = _Transcript()
     calls = _Calls()
@@ -265,13 +274,14 @@ async def deltas(
     # retry carries the wait it chose: the upstream's Retry-After when one was sent, else its
     # own short backoff. (With CLAUDE_CODE_MAX_RETRIES=0 there is no notice and no header.)
     rate_limit_wait: float | None = None
+    answer_blocks: set[int] = set()  # structured: the StructuredOutput call's stream block
     async for message in messages:
         tail = ""
         if isinstance(message, StreamEvent):
             event = message.event
             kind = event.get("type")
             if kind == "message_start":
-                if calls.calls:
+                if calls.calls or (structured and outcome.parts):
                     raise UpstreamServerError("The upstream answer changed after a retry; the stream was ended.")
                 start = event.get("message") or {}
                 outcome.model = start.get("model") or outcome.model
@@ -279,13 +289,20 @@ async def deltas(
                 # Provisional, for an answer cut short (a stop string): the result's totals replace it.
                 outcome.usage = Usage.from_dict(stream_usage)
                 streamed = assembled = streamed_thinking = assembled_thinking = ""
+            elif kind == "content_block_start" and structured:
+                block = event.get("content_block") or {}
+                if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                    answer_blocks.add(int(event.get("index", 0)))
             elif kind == "content_block_start" and client_tools:
                 block = event.get("content_block") or {}
                 if block.get("type") == "tool_use" and isinstance(block.get("id"), str):
                     yield Delta(tool_call=calls.start(int(event.get("index", 0)), block["id"], str(block.get("name"))))
             elif kind == "content_block_delta":
                 delta = event.get("delta") or {}
-                if delta.get("type") == "text_delta" and delta.get("text"):
+                if structured:
+                    if delta.get("type") == "input_json_delta" and int(event.get("index", 0)) in answer_blocks:
+                        tail = str(delta.get("partial_json") or "")
+                elif delta.get("type") == "text_delta" and delta.get("text"):
                     streamed += delta["text"]
                     tail = transcript.advance(streamed)
                 elif delta.get("type") == "input_json_delta" and client_tools:
@@ -319,8 +336,14 @@ async def deltas(
             if thought := thoughts.advance(assembled_thinking):
                 outcome.reasoning_parts.append(thought)
                 yield Delta(reasoning=thought)
-            assembled += "".join(block.text for block in message.content if isinstance(block, TextBlock))
-            tail = transcript.advance(assembled)
+            if structured:
+                for block in message.content:
+                    if isinstance(block, ToolUseBlock) and block.name == STRUCTURED_TOOL and not outcome.parts:
+                        # Without stream events (a non-streamed retry): the whole input at once.
+                        tail = json.dumps(block.input, separators=(",", ":"))
+            else:
+                assembled += "".join(block.text for block in message.content if isinstance(block, TextBlock))
+                tail = transcript.advance(assembled)
             for block in message.content:
                 if client_tools and isinstance(block, ToolUseBlock) and not calls.known(block.id):
                     # A call that came without stream events (a non-streamed retry): whole at once.
@@ -344,6 +367,10 @@ async def deltas(
             if assistant_error is not None or (message.is_error and message.subtype != "error_max_turns"):
                 raise _result_error(message, assistant_error, token_setting, rate_limit_wait, outcome.rate_limit)
             outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "end_turn", "stop")
+            if structured and not outcome.parts and message.structured_output is not None:
+                text = json.dumps(message.structured_output, separators=(",", ":"))
+                outcome.parts.append(text)
+                yield Delta(text=text)
             outcome.tool_calls = calls.done()
             if outcome.tool_calls:
                 outcome.finish_reason = "tool_calls"

@@ -70,6 +70,8 @@ from litellm_claude_code.testing._cache import (
     analyze,
 )
 
+from ._structured import TOOL, example, offered_schema
+
 __all__ = [
     "DIRECTIVE_PREFIX",
     "DIRECTIVE_SUFFIX",
@@ -431,6 +433,11 @@ def _plan(scenario: Scenario, body: Mapping[str, Any], echo_text: str) -> _Plan:
                     "input": item.get("input", {}),
                 }
             )
+    structured = offered_schema(body.get("tools"))
+    if structured is not None and not tool_uses:
+        tool_uses.append(  # what the model does when the CLI asks for structured output (_structured.py)
+            {"type": "tool_use", "id": f"toolu_fake{uuid.uuid4().hex[:20]}", "name": TOOL, "input": example(structured)}
+        )
     stop_reason = scenario.get("stop_reason") or ("tool_use" if tool_uses else "end_turn")
     stop_sequence = scenario.get("stop_sequence")
     if stop_reason == "stop_sequence" and stop_sequence is None:
