@@ -161,16 +161,14 @@ def test_the_request_may_drop_such_parameters(proxy: Proxy, fake: FakeAnthropicS
     assert "dropped parameters not available through Claude Code: temperature, top_p" in proxy.log_text()
 
 
-def test_response_format_is_refused_not_ignored(proxy: Proxy, fake: FakeAnthropicServer) -> None:
-    for response_format in (
-        {"type": "json_object"},
-        {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
-    ):
-        body = {"model": "sonnet", "messages": user("x"), "response_format": response_format, "drop_params": True}
-        response = post(proxy, body)
-        assert response.status_code == 400
-        assert "response_format: not available through Claude Code" in error_message(response)
-    assert not fake.messages_requests()
+def test_response_format_is_honoured_whatever_drop_params_says(proxy: Proxy, fake: FakeAnthropicServer) -> None:
+    """Never dropped: with ``drop_params`` the answer is still JSON (test_structured_output.py has the rest)."""
+    body = {"model": "sonnet", "messages": user("x"), "response_format": {"type": "json_object"}, "drop_params": True}
+    response = post(proxy, body)
+    assert response.status_code == 200, response.text
+    assert isinstance(json.loads(response.json()["choices"][0]["message"]["content"]), dict)
+    (request,) = fake.messages_requests()
+    assert [t["name"] for t in request["body"]["tools"]] == ["StructuredOutput"]
 
 
 # --------------------------------------------------------------------------- subscription windows
