@@ -65,9 +65,8 @@ def test_an_unknown_parameter_is_never_ignored() -> None:
         screen({"frobnicate": True}, drop=False)
 
 
-def test_response_format_is_refused_even_when_dropping() -> None:
-    with pytest.raises(BadRequestError, match=r"^response_format: not available through Claude Code"):
-        screen({"response_format": {"type": "json_object"}}, drop=True)
+def test_response_format_is_honoured_never_dropped() -> None:
+    assert screen({"response_format": {"type": "json_object"}}, drop=True) == []
 
 
 def test_drop_params_follows_litellms_setting_and_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
