@@ -9,6 +9,8 @@ what reached the upstream (the fake's log) and on the CLI processes' command lin
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +41,14 @@ FORMAT = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEM
 
 def upstream(fake: FakeAnthropicServer, marker: str) -> list[dict[str, Any]]:
     return [r for r in fake.messages_requests() if marker in json.dumps(r["messages"])]
+
+
+def log_line(proxy: Proxy, call_id: str) -> dict[str, str]:
+    def lines() -> list[str]:
+        return [line for line in proxy.log_text().splitlines() if f"claude_code_request request_id={call_id} " in line]
+
+    assert wait_until(lambda: bool(lines()), 10), f"no request log line for {call_id}"
+    return dict(re.findall(r"(\w+)=(\S+)", lines()[0].split("claude_code_request ", 1)[1]))
 
 
 def offered(request: dict[str, Any]) -> dict[str, Any]:
@@ -143,9 +153,15 @@ def test_the_next_turn_sees_the_json_the_client_got(proxy: Proxy, fake: FakeAnth
     answer = client.chat.completions.create(model="sonnet", messages=first, response_format=FORMAT)
     content = answer.choices[0].message.content or ""
     marker = "structured-turn-two-9f"
+    # The cut runs after the answer was sent (engine._drop_turn); an agent's next request comes
+    # after it has read the answer. Until the cut is done the process is not idle (no_idle).
+    time.sleep(2)
     history = [*first, {"role": "assistant", "content": content}, {"role": "user", "content": marker}]
-    second = client.chat.completions.create(model="sonnet", messages=history, response_format=FORMAT)
-    jsonschema.validate(json.loads(second.choices[0].message.content or ""), SCHEMA)
+    second = client.chat.completions.with_raw_response.create(model="sonnet", messages=history, response_format=FORMAT)
+    jsonschema.validate(json.loads(second.parse().choices[0].message.content or ""), SCHEMA)
+    # The process that answered the first turn (cut back to nothing) took the second: warm.
+    fields = log_line(proxy, second.headers["x-litellm-call-id"])
+    assert (fields["warm"], fields["conversation"]) == ("true", "rebuilt"), str(sorted(fields.items()))
     (request,) = upstream(fake, marker)
     messages = request["body"]["messages"]
     assistant = [m for m in messages if m["role"] == "assistant"]

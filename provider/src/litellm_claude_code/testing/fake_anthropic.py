@@ -25,6 +25,10 @@ A scripted ``tool_use`` may name a tool by its own name: when the request offers
 one tool whose name ends with ``__<name>`` (the CLI's ``mcp__<server>__`` prefix), the call
 names that one, as Claude would.
 
+A request that offers the CLI's ``StructuredOutput`` tool (structured output) and scripts no
+``tool_use`` is answered with a call of it whose input is generated from its schema
+(:mod:`._structured`); a scripted ``tool_use`` of it gives any other input.
+
 The chosen scenario is layered over the server default, so a default
 ``token_delay`` also applies to a directive that only sets ``text``.
 
