@@ -29,6 +29,35 @@ def _master_key() -> str:
     return key or os.environ.get("LITELLM_MASTER_KEY", "")
 
 
+# Headers LiteLLM takes a key from, in the order it prefers them.
+_KEY_HEADERS = (
+    "x-litellm-api-key",
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "ocp-apim-subscription-key",
+)
+
+
+def _presented_key(request: Request, api_key: str) -> str:
+    """The key exactly as the client sent it, less the ``Bearer`` scheme of ``Authorization``.
+
+    LiteLLM hands the hook a key with every ``Bearer `` removed (``str.replace``), so
+    ``Bearer Bearer <key>`` or a key with ``Bearer `` spliced into it would match. The raw
+    header that LiteLLM read is found again and only its scheme is taken off.
+    """
+    for name in _KEY_HEADERS:
+        raw = request.headers.get(name)
+        if raw is None:
+            continue
+        raw = raw.strip()
+        if raw.replace("Bearer ", "").replace("bearer ", "").strip() == api_key.strip() or raw == api_key:
+            # Only Authorization carries a scheme; an x-api-key value is the key itself.
+            return raw[7:].strip() if name == "authorization" and raw[:7].lower() == "bearer " else raw
+    return (api_key or "").strip()
+
+
 async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
     path = request.url.path
     if path in _OPEN_PATHS:
@@ -36,9 +65,7 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
     master = _master_key()
     if not master:
         raise HTTPException(status_code=500, detail="LITELLM_MASTER_KEY is not set on the proxy.")
-    presented = (api_key or "").strip()
-    if presented.lower().startswith("bearer "):
-        presented = presented[7:].strip()
+    presented = _presented_key(request, api_key or "")
     if not presented:
         raise HTTPException(
             status_code=401,

@@ -1,0 +1,119 @@
+"""The gateway role's preflight names the secret that is missing, and only that one.
+
+Runs the role's own ``tasks/preflight.yml`` with ``ansible-playbook`` against localhost
+(``ansible_connection: local``), no fleet: the secret checks come first and need nothing
+from the host. With both secrets set the secret check passes (later checks may then fail on
+this machine, which is no systemd host; that is not what is tested here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.template import REPO_ROOT
+
+ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
+    "ansible-playbook"
+)
+SECRETS_TASK = "Assert the secrets are set"
+MASTER = "claude_code_gateway_master_key"
+TOKEN = "claude_code_gateway_claude_token"
+
+pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbook is not installed")
+
+PLAYBOOK = """\
+- name: Preflight only
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The role's preflight
+      ansible.builtin.include_role:
+        name: claude_code_gateway
+        tasks_from: preflight.yml
+"""
+
+
+def run_preflight(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    """The result of the secrets assertion (the json callback's record of it)."""
+    playbook = tmp_path / "preflight.yml"
+    playbook.write_text(PLAYBOOK, encoding="utf-8")
+    env = {
+        **os.environ,
+        "ANSIBLE_ROLES_PATH": str(REPO_ROOT / "roles"),
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+        "ANSIBLE_HOME": str(tmp_path / "home"),
+    }
+    variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **extra}
+    assert ANSIBLE_PLAYBOOK is not None
+    out = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-e", json.dumps(variables), str(playbook)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    report = json.loads(out.stdout[out.stdout.index("{") :])
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"].endswith(SECRETS_TASK):
+                return dict(task["hosts"]["localhost"])
+    raise AssertionError(f"the preflight never ran {SECRETS_TASK!r}:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}")
+
+
+def test_only_the_claude_token_missing_names_only_it(tmp_path: Path) -> None:
+    result = run_preflight(tmp_path, **{MASTER: "sk-master-0123456789"})
+    assert result.get("failed") is True, result
+    assert TOKEN in result["msg"]
+    assert "CLAUDE_CODE_OAUTH_TOKEN" in result["msg"]
+    assert MASTER not in result["msg"]
+    assert "sk-master-0123456789" not in json.dumps(result)
+
+
+def test_only_the_master_key_missing_names_only_it(tmp_path: Path) -> None:
+    result = run_preflight(tmp_path, **{TOKEN: "sk-ant-oat01-secret-value"})
+    assert result.get("failed") is True, result
+    assert MASTER in result["msg"]
+    assert TOKEN not in result["msg"]
+    assert "sk-ant-oat01-secret-value" not in json.dumps(result)
+
+
+def test_a_too_short_master_key_is_named(tmp_path: Path) -> None:
+    result = run_preflight(tmp_path, **{MASTER: "sk-1234", TOKEN: "tok"})
+    assert result.get("failed") is True, result
+    assert MASTER in result["msg"]
+    assert "at least 8 characters" in result["msg"]
+    assert TOKEN not in result["msg"]
+
+
+def test_both_missing_names_both(tmp_path: Path) -> None:
+    result = run_preflight(tmp_path)
+    assert result.get("failed") is True, result
+    assert MASTER in result["msg"]
+    assert TOKEN in result["msg"]
+
+
+def test_an_unknown_auth_method_is_named_with_the_choices(tmp_path: Path) -> None:
+    result = run_preflight(
+        tmp_path, **{MASTER: "sk-master-0123456789", TOKEN: "tok", "claude_code_gateway_auth_method": "password"}
+    )
+    assert result.get("failed") is True, result
+    assert "'password'" in result["msg"]
+    assert "oauth_token, api_key, auth_token" in result["msg"]
+    assert MASTER not in result["msg"]
+
+
+def test_both_set_passes_the_secret_check(tmp_path: Path) -> None:
+    result = run_preflight(tmp_path, **{MASTER: "sk-master-0123456789", TOKEN: "tok"})
+    assert not result.get("failed"), result
