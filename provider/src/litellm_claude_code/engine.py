@@ -32,6 +32,7 @@ from pathlib import Path
 from claude_agent_sdk.types import Message
 
 from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
+from .cost import request_cost
 from .credentials import resolve_credential
 from .errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
 from .host import concurrency_for, read_host
@@ -235,6 +236,7 @@ class Engine:
                                     break
                             if cutter is not None and (rest := cutter.flush()):
                                 yield Delta(text=rest)
+                        outcome.cost_usd = request_cost(process, outcome.cost_usd)
                         break
                     except (CLIFailedError, _WarmUnresponsive):
                         if yielded or not lease.warm:
