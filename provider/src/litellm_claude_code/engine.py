@@ -31,6 +31,7 @@ from pathlib import Path
 
 from claude_agent_sdk.types import Message
 
+from . import metrics
 from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
 from .cost import request_cost
 from .credentials import resolve_credential
@@ -95,6 +96,7 @@ class Engine:
         self._cwd: Path | None = None
         self._finishing: set[asyncio.Task[None]] = set()
         self._remove_stale_workspaces()
+        metrics.bind_engine(self)
         host = read_host()
         # Once per worker: the limits in force, and what the host-derived rule gives, so an
         # operator sees whether the defaults or explicit values apply and what they came from.
@@ -279,6 +281,7 @@ class Engine:
             if outcome.rate_limit is not None:
                 record.rate_limit = outcome.rate_limit.log_field()
             logger.info(record.line())
+            metrics.observe(record)
 
     async def close(self) -> None:
         if self._finishing:
