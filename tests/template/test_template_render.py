@@ -393,6 +393,28 @@ def test_make_secrets_writes_a_private_file(default_project: Path, tmp_path: Pat
     assert re.search(r"^CLAUDE_CODE_OAUTH_TOKEN=$", text, re.M)
 
 
+def test_make_key_issues_a_key_once_and_stores_its_hash(default_project: Path, tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed; required under CI=true")
+    shutil.copy(default_project / "Makefile", tmp_path / "Makefile")
+    shutil.copytree(default_project / "config", tmp_path / "config")
+    venv = Path(sys.executable).parent.parent  # this interpreter's venv stands in for `make venv`
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "provider" / "src")}
+    make = ["make", "-s", f"VENV={venv}", "-o", f"{venv}/.installed"]
+    done = subprocess.run(
+        [*make, "key", "NAME=alice", "MODELS=haiku", "RPM=3"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    key = done.stdout.strip()
+    assert re.fullmatch(r"sk-cc-[A-Za-z0-9_-]{40,}", key), done.stdout
+    store = (tmp_path / "keys.json").read_text()
+    assert key not in store and hashlib.sha256(key.encode()).hexdigest() in store
+    assert stat.S_IMODE((tmp_path / "keys.json").stat().st_mode) == 0o640
+    listing = subprocess.run([*make, "keys"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert "alice\tactive" in listing and "models=haiku" in listing and key not in listing
+    assert "keys.json" in (default_project / ".gitignore").read_text()
+
+
 # --------------------------------------------------------------------------- idempotence
 
 

@@ -31,7 +31,9 @@ from pathlib import Path
 
 from claude_agent_sdk.types import Message
 
+from . import metrics
 from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
+from .cost import request_cost
 from .credentials import resolve_credential
 from .errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
 from .host import concurrency_for, read_host
@@ -102,6 +104,7 @@ class Engine:
         self._cwd: Path | None = None
         self._finishing: set[asyncio.Task[None]] = set()
         self._remove_stale_workspaces()
+        metrics.bind_engine(self)
         host = read_host()
         # Once per worker: the limits in force, and what the host-derived rule gives, so an
         # operator sees whether the defaults or explicit values apply and what they came from.
@@ -246,6 +249,7 @@ class Engine:
                                     break
                             if cutter is not None and (rest := cutter.flush()):
                                 yield Delta(text=rest)
+                        outcome.cost_usd = request_cost(process, outcome.cost_usd)
                         if request.schema is not None:
                             check_structured(outcome.text, request.schema)
                         break
@@ -290,6 +294,7 @@ class Engine:
             if outcome.rate_limit is not None:
                 record.rate_limit = outcome.rate_limit.log_field()
             logger.info(record.line())
+            metrics.observe(record)
 
     async def close(self) -> None:
         if self._finishing:

@@ -24,6 +24,7 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, ModelResponse, Usage
 
 from ._compat import check_cli_version, cli_version
+from .cost import attach_to_response, attach_to_usage
 from .engine import Engine, Request
 from .errors import BadRequestError, ClaudeCodeError, for_litellm
 from .messages import convert_messages
@@ -170,7 +171,7 @@ class ClaudeCodeProvider(CustomLLM):
             text="",
             is_finished=True,
             finish_reason=outcome.finish_reason,
-            usage=cast(Any, outcome.usage.as_openai()),
+            usage=cast(Any, attach_to_usage(dict(outcome.usage.as_openai()), outcome.cost_usd)),
             index=0,
             tool_use=None,
         )
@@ -340,6 +341,7 @@ def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: 
         cache_creation_input_tokens=usage.cache_creation_input_tokens,
         completion_tokens_details={"reasoning_tokens": usage.reasoning_tokens},
     )
+    attach_to_response(response, outcome.cost_usd)
     return response
 
 

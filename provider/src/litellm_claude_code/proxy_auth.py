@@ -6,17 +6,84 @@ litellm_claude_code.proxy_auth.user_api_key_auth`` and every request must carry 
 key (``Authorization: Bearer <key>`` or ``x-api-key``); anything else gets 401. The
 comparison runs in constant time. Health probes (``/health/liveliness``,
 ``/health/readiness``) stay open, as LiteLLM keeps them.
+
+Keys per person: with ``LITELLM_CLAUDE_CODE_KEYS_FILE`` naming a key store (``keys.py``), a
+person's key is accepted too and comes back to LiteLLM as a ``UserAPIKeyAuth`` carrying the
+owner (``user_id``, ``key_alias``, ``team_id``), the allowed aliases and the limits, which
+LiteLLM's own rate limiter then enforces (429 with ``Retry-After``). An unknown, expired or
+revoked key is 401; an alias the key may not use is 403. LiteLLM sees the key's hash, never
+the key, so it cannot reach a log or a callback.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+from pathlib import Path
+from typing import Any
 
 from fastapi import HTTPException, Request
 from litellm.proxy._types import LitellmUserRoles, UserAPIKeyAuth
 
+from .keys import STORE_ENV, KeyRecord, KeyStore
+
 _OPEN_PATHS = ("/health/liveliness", "/health/readiness", "/health/liveness")
+
+
+_stores: dict[str, KeyStore] = {}
+
+
+def _key_store() -> KeyStore | None:
+    path = os.environ.get(STORE_ENV, "")
+    if not path:
+        return None
+    store = _stores.get(path)
+    if store is None:
+        store = _stores[path] = KeyStore(Path(path))
+    return store
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _requested_model(request: Request) -> str | None:
+    """The ``model`` of the request body, as LiteLLM parsed it (it caches the parsed body)."""
+    if request.method != "POST":
+        return None
+    try:
+        from litellm.proxy.common_utils.http_parsing_utils import _read_request_body
+
+        body: Any = await _read_request_body(request=request)
+    except Exception:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+async def _person(request: Request, record: KeyRecord) -> UserAPIKeyAuth:
+    if record.revoked:
+        raise _unauthorized("This API key has been revoked.")
+    if record.expired():
+        raise _unauthorized("This API key has expired.")
+    model = await _requested_model(request)
+    if model is not None and not record.allows(model):
+        raise HTTPException(
+            status_code=403,
+            detail=f"This API key may not use model {model!r}; it may use: {', '.join(record.models)}.",
+        )
+    return UserAPIKeyAuth(
+        api_key=record.sha256,
+        key_name=record.name,
+        key_alias=record.name,
+        user_id=record.name,
+        team_id=record.team,
+        models=list(record.models),
+        rpm_limit=record.rpm,
+        tpm_limit=record.tpm,
+        max_parallel_requests=record.parallel,
+        user_role=LitellmUserRoles.INTERNAL_USER,
+    )
 
 
 def _master_key() -> str:
@@ -73,5 +140,9 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
             headers={"WWW-Authenticate": "Bearer"},
         )
     if not hmac.compare_digest(presented.encode(), master.encode()):
-        raise HTTPException(status_code=401, detail="Invalid API key.", headers={"WWW-Authenticate": "Bearer"})
+        store = _key_store()
+        record = store.find(presented) if store is not None else None
+        if record is None:
+            raise _unauthorized("Invalid API key.")
+        return await _person(request, record)
     return UserAPIKeyAuth(api_key=presented, user_role=LitellmUserRoles.PROXY_ADMIN)

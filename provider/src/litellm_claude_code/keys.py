@@ -1,0 +1,268 @@
+"""Keys per person: a store of key hashes with owners and limits, and the CLI that edits it.
+
+The gateway keeps no key, only the SHA-256 of each (a key is 32 random bytes, so a plain
+hash cannot be reversed by guessing). The store is a JSON file an operator edits only through
+this module's CLI, which replaces it atomically (write, fsync, rename): a gateway reading it
+while it changes sees the old or the new file, never half of one, so adding or revoking a key
+needs no restart and fails no request.
+
+    python -m litellm_claude_code.keys add --name alice --models sonnet,haiku --rpm 60 --store keys.json
+    python -m litellm_claude_code.keys revoke --name alice --store keys.json
+    python -m litellm_claude_code.keys list --store keys.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["KeyRecord", "KeyStore", "hash_key", "new_key"]
+
+KEY_PREFIX = "sk-cc-"
+STORE_ENV = "LITELLM_CLAUDE_CODE_KEYS_FILE"
+_log = logging.getLogger("litellm_claude_code.keys")
+
+
+def new_key() -> str:
+    """A fresh key: 32 random bytes, URL-safe, with a prefix secret scanners can recognise."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One person's key, as the store holds it (the hash, never the key)."""
+
+    name: str
+    sha256: str
+    team: str | None = None
+    models: tuple[str, ...] = ()  # allowed aliases; empty means every alias
+    expires: str | None = None  # ISO date or datetime (UTC when no offset)
+    rpm: int | None = None
+    tpm: int | None = None
+    parallel: int | None = None
+    revoked: bool = False
+    created: str = ""
+
+    def expired(self, now: dt.datetime | None = None) -> bool:
+        if not self.expires:
+            return False
+        at = dt.datetime.fromisoformat(self.expires)
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.UTC)
+        return (now or dt.datetime.now(dt.UTC)) >= at
+
+    def allows(self, model: str) -> bool:
+        return not self.models or model in self.models
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> KeyRecord:
+        name, digest = raw.get("name"), raw.get("sha256")
+        if not isinstance(name, str) or not name or not isinstance(digest, str) or len(digest) != 64:
+            raise ValueError(f"a key entry needs a 'name' and a 64-hex 'sha256': {sorted(raw)}")
+        record = cls(
+            name=name,
+            sha256=digest.lower(),
+            team=raw.get("team") or None,
+            models=tuple(raw.get("models") or ()),
+            expires=raw.get("expires") or None,
+            rpm=_opt_int(raw.get("rpm")),
+            tpm=_opt_int(raw.get("tpm")),
+            parallel=_opt_int(raw.get("parallel")),
+            revoked=bool(raw.get("revoked", False)),
+            created=str(raw.get("created") or ""),
+        )
+        record.expired()  # a bad expiry fails the load, not a request
+        return record
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["models"] = list(self.models)
+        return data
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"a limit must be a positive integer, got {value!r}")
+    return value
+
+
+def load_records(path: Path) -> list[KeyRecord]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise ValueError(f"{path}: expected an object with a 'keys' list")
+    records = [KeyRecord.from_json(item) for item in data["keys"]]
+    names = [r.name for r in records]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: a name appears twice")
+    return records
+
+
+def write_records(path: Path, records: Sequence[KeyRecord]) -> None:
+    """Replace the store atomically, readable by owner and group only (0640)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"version": 1, "keys": [r.to_json() for r in records]}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".keys-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(tmp).chmod(0o640)
+        if path.exists():
+            st = path.stat()
+            with contextlib.suppress(PermissionError):
+                os.chown(tmp, st.st_uid, st.st_gid)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class KeyStore:
+    """The store as a gateway sees it: re-read when the file changes, checked per request.
+
+    A stat per request is the cost of "revoke takes effect now"; the file is parsed only when
+    its inode, size or mtime changed. A file that fails to parse keeps the last good store (an
+    operator's typo must not lock everyone out) and is logged once per change.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._records: list[KeyRecord] = []
+
+    def _refresh(self) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            with self._lock:
+                if self._stamp != (0, 0, 0):
+                    _log.warning("key store %s does not exist: no person's key is valid", self.path)
+                self._stamp, self._records = (0, 0, 0), []
+            return
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if stamp == self._stamp:
+            return
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            try:
+                self._records = load_records(self.path)
+            except (OSError, ValueError) as exc:
+                _log.error("key store %s is invalid, keeping the previous one: %s", self.path, exc)
+            self._stamp = stamp
+
+    def find(self, key: str) -> KeyRecord | None:
+        """The record whose hash matches ``key``, comparing every hash in constant time."""
+        self._refresh()
+        digest = hash_key(key).encode()
+        found = None
+        for record in self._records:
+            if hmac.compare_digest(digest, record.sha256.encode()):
+                found = record
+        return found
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _read_or_empty(path: Path) -> list[KeyRecord]:
+    return load_records(path) if path.exists() else []
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    records = _read_or_empty(args.store)
+    if any(r.name == args.name for r in records):
+        print(f"a key named {args.name!r} exists: revoke it first or pick another name", file=sys.stderr)
+        return 2
+    key = new_key()
+    record = KeyRecord(
+        name=args.name,
+        sha256=hash_key(key),
+        team=args.team,
+        models=tuple(m.strip() for m in (args.models or "").split(",") if m.strip()),
+        expires=args.expires,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        parallel=args.parallel,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    KeyRecord.from_json(record.to_json())  # validate before writing
+    write_records(args.store, [*records, record])
+    print(key)
+    print(f"key for {args.name} added to {args.store}; it is shown only this once", file=sys.stderr)
+    return 0
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    records = _read_or_empty(args.store)
+    if not any(r.name == args.name for r in records):
+        print(f"no key named {args.name!r} in {args.store}", file=sys.stderr)
+        return 2
+    updated = [dataclasses.replace(r, revoked=True) if r.name == args.name else r for r in records]
+    write_records(args.store, updated)
+    print(f"key for {args.name} revoked", file=sys.stderr)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for r in _read_or_empty(args.store):
+        state = "revoked" if r.revoked else ("expired" if r.expired() else "active")
+        limits = " ".join(f"{k}={v}" for k, v in (("rpm", r.rpm), ("tpm", r.tpm), ("parallel", r.parallel)) if v)
+        models = ",".join(r.models) or "*"
+        print(
+            f"{r.name}\t{state}\tteam={r.team or '-'}\tmodels={models}\texpires={r.expires or '-'}\t{limits}".rstrip()
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m litellm_claude_code.keys", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    default_store = os.environ.get(STORE_ENV)
+    for name in ("add", "revoke", "list"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument(
+            "--store", type=Path, default=Path(default_store) if default_store else None, required=not default_store
+        )
+        if name != "list":
+            cmd.add_argument("--name", required=True)
+    add = sub.choices["add"]
+    add.add_argument("--team")
+    add.add_argument("--models", help="comma-separated aliases the key may use (default: all)")
+    add.add_argument("--rpm", type=int)
+    add.add_argument("--tpm", type=int)
+    add.add_argument("--parallel", type=int)
+    add.add_argument("--expires", help="ISO date or datetime, UTC unless it has an offset")
+    args = parser.parse_args(argv)
+    try:
+        return {"add": _cmd_add, "revoke": _cmd_revoke, "list": _cmd_list}[args.command](args)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""Keys per person through a real ``litellm`` proxy: the store, the auth hook and LiteLLM's limiter.
+
+The proxy runs ``examples/proxy_config.yaml`` (whose ``custom_auth`` is our hook) with
+``LITELLM_CLAUDE_CODE_KEYS_FILE`` naming a store that the tests edit with the keys CLI while
+the proxy runs, as an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litellm_claude_code.keys import KeyRecord, KeyStore, hash_key, load_records, main, write_records
+from litellm_claude_code.testing import FakeAnthropicServer
+
+from tests.support.stack import EXAMPLES, MASTER_KEY, REPO, Proxy, start_proxy, stop_proxy
+
+HTTP_TIMEOUT = 60.0
+
+
+def keys_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "provider" / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "litellm_claude_code.keys", *args, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+
+
+def issue(store: Path, name: str, *args: str) -> str:
+    done = keys_cli(store, "add", "--name", name, *args)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    assert key.startswith("sk-cc-") and len(key) > 40
+    return key
+
+
+def chat(proxy: Proxy, key: str, model: str = "sonnet", text: str = "hello", **extra: Any) -> httpx.Response:
+    return httpx.post(
+        proxy.base_url + "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": text}], **extra},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=HTTP_TIMEOUT,
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keys") / "keys.json"
+
+
+@pytest.fixture(scope="module")
+def keyed_proxy(
+    upstream: FakeAnthropicServer, store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proxy]:
+    write_records(store, [])
+    proxy = start_proxy(
+        EXAMPLES / "proxy_config.yaml",
+        tmp_path_factory.mktemp("keyed-proxy"),
+        upstream,
+        {"LITELLM_CLAUDE_CODE_KEYS_FILE": str(store), "LITELLM_CLAUDE_CODE_WARM_MAX": "1"},
+    )
+    yield proxy
+    stop_proxy(proxy)
+
+
+# --------------------------------------------------------------------------- the store (unit)
+
+
+def test_store_keeps_only_hashes_and_is_not_world_readable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "keys.json"
+    assert main(["add", "--name", "bob", "--models", "sonnet,haiku", "--rpm", "5", "--store", str(store)]) == 0
+    key = capsys.readouterr().out.strip()
+    text = store.read_text()
+    assert key not in text and hash_key(key) in text
+    assert store.stat().st_mode & 0o777 == 0o640
+    (record,) = load_records(store)
+    assert record.models == ("sonnet", "haiku") and record.rpm == 5
+    assert main(["list", "--store", str(store)]) == 0
+    listing = capsys.readouterr().out
+    assert "bob\tactive" in listing and key not in listing and hash_key(key) not in listing
+    assert main(["add", "--name", "bob", "--store", str(store)]) == 2, "a second key under one name"
+
+
+def test_store_rereads_a_replaced_file_and_survives_a_broken_one(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    write_records(path, [KeyRecord(name="a", sha256=hash_key("ka"))])
+    store = KeyStore(path)
+    assert store.find("ka") is not None and store.find("kb") is None
+    write_records(path, [KeyRecord(name="b", sha256=hash_key("kb"))])
+    assert store.find("ka") is None and store.find("kb") is not None
+    path.write_text("{not json")
+    assert store.find("kb") is not None, "a broken file must keep the last good store"
+
+
+def test_bad_entries_are_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": [{"name": "x", "sha256": hash_key("k"), "rpm": 0}]}))
+    with pytest.raises(ValueError, match="positive integer"):
+        load_records(path)
+
+
+# --------------------------------------------------------------------------- through the proxy
+
+
+def test_unknown_key_is_401_and_never_reaches_the_upstream(keyed_proxy: Proxy, fake: FakeAnthropicServer) -> None:
+    response = chat(keyed_proxy, "sk-cc-not-a-key")
+    assert response.status_code == 401, response.text
+    assert fake.messages_requests() == []
+
+
+def test_valid_key_streams_and_master_key_still_works(
+    keyed_proxy: Proxy, store: Path, fake: FakeAnthropicServer
+) -> None:
+    key = issue(store, "streamer")
+    with httpx.stream(
+        "POST",
+        keyed_proxy.base_url + "/v1/chat/completions",
+        json={"model": "sonnet", "messages": [{"role": "user", "content": "stream please"}], "stream": True},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=HTTP_TIMEOUT,
+    ) as response:
+        assert response.status_code == 200, response.read()
+        lines = [line for line in response.iter_lines() if line.startswith("data:")]
+    assert lines[-1] == "data: [DONE]" and len(lines) > 2
+    assert chat(keyed_proxy, MASTER_KEY).status_code == 200
+    assert key not in keyed_proxy.log_text(), "a person's key reached the proxy log"
+
+
+def test_expired_key_is_401(keyed_proxy: Proxy, store: Path) -> None:
+    key = issue(store, "past", "--expires", "2020-01-01")
+    response = chat(keyed_proxy, key)
+    assert response.status_code == 401 and "expired" in response.text, response.text
+
+
+def test_wrong_alias_is_403(keyed_proxy: Proxy, store: Path, fake: FakeAnthropicServer) -> None:
+    key = issue(store, "haiku-only", "--models", "haiku")
+    response = chat(keyed_proxy, key, model="sonnet")
+    assert response.status_code == 403 and "haiku" in response.text, response.text
+    assert fake.messages_requests() == []
+    assert chat(keyed_proxy, key, model="haiku").status_code == 200
+
+
+def test_revoked_while_running_is_401_without_restart(keyed_proxy: Proxy, store: Path) -> None:
+    key = issue(store, "leaver")
+    assert chat(keyed_proxy, key).status_code == 200
+    pid = keyed_proxy.process.pid
+    done = keys_cli(store, "revoke", "--name", "leaver")
+    assert done.returncode == 0, done.stderr
+    response = chat(keyed_proxy, key)
+    assert response.status_code == 401 and "revoked" in response.text, response.text
+    assert keyed_proxy.process.pid == pid and keyed_proxy.process.poll() is None
+
+
+def test_rpm_limit_is_429_with_retry_after(keyed_proxy: Proxy, store: Path) -> None:
+    key = issue(store, "limited", "--rpm", "2")
+    statuses = [chat(keyed_proxy, key, text=f"limit {i}") for i in range(3)]
+    assert [r.status_code for r in statuses] == [200, 200, 429], [r.text for r in statuses]
+    assert int(statuses[2].headers["retry-after"]) > 0
+    other = issue(store, "unlimited")
+    assert chat(keyed_proxy, other).status_code == 200, "one key's limit held another key back"
