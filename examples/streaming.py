@@ -17,8 +17,8 @@ import sys
 
 import litellm
 import litellm_claude_code
-from litellm_claude_code.credentials import resolve_credential
-from litellm_claude_code.errors import ClaudeCodeError
+from litellm_claude_code._credentials import resolve_credential
+from litellm_claude_code._errors import ClaudeCodeError
 
 DEFAULT_PROMPT = "Count from one to ten in words."
 

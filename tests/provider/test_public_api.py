@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 
 import litellm_claude_code
-from litellm_claude_code import errors
+from litellm_claude_code import _errors as errors
 
 PUBLIC = {
     "BadRequestError",

@@ -25,7 +25,7 @@ if not os.environ.get("LITELLM_CLAUDE_CODE_CLI_PATH", "").strip():
     check_cli_version(bundled_cli_version(), "bundled with claude-agent-sdk")
 
 from ._compat import DependencyVersionError
-from .errors import (
+from ._errors import (
     BadRequestError,
     ClaudeCodeError,
     CLIFailedError,
@@ -38,8 +38,8 @@ from .errors import (
     UpstreamOverloadedError,
     UpstreamServerError,
 )
-from .provider import ClaudeCodeProvider, register
-from .settings import Settings, SettingsError
+from ._provider import ClaudeCodeProvider, register
+from ._settings import Settings, SettingsError
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,7 @@ from typing import Any
 from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, TextBlock, ThinkingBlock, ToolUseBlock
 from claude_agent_sdk.types import Message, RateLimitEvent, StreamEvent
 
-from .errors import (
+from ._errors import (
     BadRequestError,
     ClaudeCodeError,
     CLIFailedError,
@@ -27,8 +27,8 @@ from .errors import (
     UpstreamServerError,
     from_upstream_status,
 )
-from .ratelimits import RateLimitState
-from .tools import ToolCall
+from ._ratelimits import RateLimitState
+from ._tools import ToolCall
 
 FINISH_REASONS = {
     "end_turn": "stop",

@@ -31,20 +31,20 @@ from pathlib import Path
 
 from claude_agent_sdk.types import Message
 
-from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
-from .credentials import resolve_credential
-from .errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
-from .host import concurrency_for, read_host
-from .messages import Conversation
-from .observability import RequestRecord, logger, redact, remember_secret
-from .pool import ProcessPool
-from .process import CliProcess
-from .reasoning import Reasoning
-from .settings import Settings
-from .slots import Slots
-from .stops import StopCutter
-from .streaming import Delta, Outcome, deltas
-from .tools import ToolSet, answer_turn
+from ._cli import Binding, Launch, install_launcher, resolve_cli, working_directory
+from ._credentials import resolve_credential
+from ._errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
+from ._host import concurrency_for, read_host
+from ._messages import Conversation
+from ._observability import RequestRecord, logger, redact, remember_secret
+from ._pool import ProcessPool
+from ._process import CliProcess
+from ._reasoning import Reasoning
+from ._settings import Settings
+from ._slots import Slots
+from ._stops import StopCutter
+from ._streaming import Delta, Outcome, deltas
+from ._tools import ToolSet, answer_turn
 
 _LIVE: weakref.WeakSet[CliProcess] = weakref.WeakSet()
 
