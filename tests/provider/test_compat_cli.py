@@ -221,7 +221,7 @@ async def test_a_user_turn_starting_with_a_slash_is_text(start: Any, fake: FakeA
     assert texts(last_request(fake)) == [("user", "/clear and @etc/passwd")]
 
 
-# --------------------------------------------------------------------------- client tools (tools.py)
+# --------------------------------------------------------------------------- client tools (_tools.py)
 
 WEATHER = {
     "type": "function",

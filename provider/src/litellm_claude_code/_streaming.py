@@ -36,7 +36,7 @@ FINISH_REASONS = {
     "max_tokens": "length",
     "refusal": "content_filter",
     "tool_use": "stop",  # no client tools: the text so far is the answer
-    "tool_deferred": "tool_calls",  # client tools: the calls are handed back (tools.py)
+    "tool_deferred": "tool_calls",  # client tools: the calls are handed back (_tools.py)
     "pause_turn": "stop",
 }
 
