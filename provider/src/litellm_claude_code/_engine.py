@@ -25,9 +25,10 @@ import shutil
 import time
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from claude_agent_sdk.types import Message
 
@@ -35,10 +36,10 @@ from ._cli import Binding, Launch, install_launcher, resolve_cli, working_direct
 from ._credentials import resolve_credential
 from ._errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
 from ._host import concurrency_for, read_host
-from ._messages import Conversation
+from ._messages import Conversation, Turn
 from ._observability import RequestRecord, logger, redact, remember_secret
-from ._pool import ProcessPool
-from ._process import CliProcess
+from ._pool import Process, ProcessPool
+from ._process import CliProcess, Plan
 from ._reasoning import Reasoning
 from ._settings import Settings
 from ._slots import Slots
@@ -82,13 +83,37 @@ class Request:
         )
 
 
-class Engine:
-    """Slots, processes and request execution for one event loop."""
+class EngineProcess(Process, Protocol):
+    """What the engine needs of a CLI process beyond the pool's :class:`~._pool.Process`.
 
-    def __init__(self, settings: Settings) -> None:
+    :class:`~._process.CliProcess` in production; a fake yielding scripted SDK messages in
+    ``tests/provider/test_engine.py``, so the request loop's rules are tested without a CLI.
+    """
+
+    async def prepare(self, plan: Plan, binding: Binding) -> None: ...
+
+    def run(self, conversation: Conversation) -> AsyncIterator[Message]: ...
+
+    def commit(self, answer: Turn) -> bool: ...
+
+    async def drop_turn(self) -> None: ...
+
+
+ProcessFactory = Callable[[Launch, Binding], EngineProcess]
+"""Makes a (not yet started) process for a request's credential and binding."""
+
+
+class Engine:
+    """Slots, processes and request execution for one event loop.
+
+    ``process_factory`` is the seam for unit tests (like an HTTP client's mock transport);
+    by default processes are real CLI processes.
+    """
+
+    def __init__(self, settings: Settings, process_factory: ProcessFactory | None = None) -> None:
         self.settings = settings
         self.slots = Slots(settings.max_concurrency)
-        self.pool: ProcessPool[CliProcess] = ProcessPool(settings, self.slots, self._new_process)
+        self.pool: ProcessPool[EngineProcess] = ProcessPool(settings, self.slots, process_factory or self._new_process)
         self._cli: str | None = None
         self._launcher: Path | None = None
         self._cwd: Path | None = None
@@ -146,7 +171,7 @@ class Engine:
         remember_secret(credential.value)
         return Launch(credential=credential, base_url=os.environ.get("ANTHROPIC_BASE_URL") or None)
 
-    def _finish(self, process: CliProcess, outcome: Outcome | None) -> None:
+    def _finish(self, process: EngineProcess, outcome: Outcome | None) -> None:
         """After a request: keep the process with its conversation, cut the turn off, or stop it."""
         if outcome is None or not _credential_is_current(process.launch):
             process.kill()
@@ -158,7 +183,7 @@ class Engine:
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
 
-    async def _drop_turn(self, process: CliProcess) -> None:
+    async def _drop_turn(self, process: EngineProcess) -> None:
         """An answer that ended without the CLI's result: stop the CLI's own follow-up, forget the turn."""
         try:
             await process.drop_turn()
@@ -183,7 +208,7 @@ class Engine:
         record = RequestRecord(request.request_id, request.model, request.stream)
         conversation = request.conversation
         record.turns = len(conversation.turns)
-        process: CliProcess | None = None
+        process: EngineProcess | None = None
         ok = False
         yielded = False
         try:
