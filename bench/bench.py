@@ -53,8 +53,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import httpx
 import psutil
-from litellm_claude_code.host import read_host
-from litellm_claude_code.settings import Settings
+from litellm_claude_code import Settings, read_host
 from litellm_claude_code.testing import FakeAnthropicServer
 from openai import AsyncOpenAI
 

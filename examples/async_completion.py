@@ -19,8 +19,7 @@ import time
 
 import litellm
 import litellm_claude_code
-from litellm_claude_code.credentials import resolve_credential
-from litellm_claude_code.errors import ClaudeCodeError
+from litellm_claude_code import ClaudeCodeError, resolve_credential
 
 DEFAULT_PROMPTS = [
     "Name a prime number larger than 100.",

@@ -17,8 +17,7 @@ import sys
 
 import litellm
 import litellm_claude_code
-from litellm_claude_code.credentials import resolve_credential
-from litellm_claude_code.errors import ClaudeCodeError
+from litellm_claude_code import ClaudeCodeError, resolve_credential
 
 DEFAULT_PROMPT = "In one sentence: what is LiteLLM?"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from claude_agent_sdk import ClaudeAgentOptions
-from litellm_claude_code.cli import (
+from litellm_claude_code._cli import (
     PASSTHROUGH_VARIABLES,
     QUIET_VARIABLES,
     SDK_VARIABLES,
@@ -25,8 +25,8 @@ from litellm_claude_code.cli import (
     install_launcher,
     working_directory,
 )
-from litellm_claude_code.credentials import Credential
-from litellm_claude_code.settings import Settings
+from litellm_claude_code._credentials import Credential
+from litellm_claude_code._settings import Settings
 
 TOKEN = "sk-ant-oat01-test-token-for-options"
 MASTER_KEY = "sk-litellm-master-key-must-not-leak"

@@ -6,7 +6,7 @@ provider refuses others). A test fails loudly when a new CLI version changes wha
 depends on, or starts to allow what the provider works around: both are the cue to revisit
 ``docs/architecture.md``.
 
-Every test starts a real CLI through :class:`~litellm_claude_code.process.CliProcess` (the
+Every test starts a real CLI through :class:`~litellm_claude_code._process.CliProcess` (the
 provider's own launch path) against the fake upstream and reads what the upstream received.
 """
 
@@ -22,16 +22,16 @@ from typing import Any
 
 import pytest
 from claude_agent_sdk.types import AssistantMessage, ResultMessage, SystemMessage, ToolUseBlock, UserMessage
+from litellm_claude_code._cli import Binding, Launch, install_launcher, resolve_cli, working_directory
 from litellm_claude_code._compat import TESTED_CLI_VERSIONS, bundled_cli_version
-from litellm_claude_code.cli import Binding, Launch, install_launcher, resolve_cli, working_directory
-from litellm_claude_code.credentials import resolve_credential
-from litellm_claude_code.errors import CLIFailedError
-from litellm_claude_code.messages import Conversation, Turn, convert_messages
-from litellm_claude_code.process import NO_GUARDED_SWITCH, CliProcess, Plan
-from litellm_claude_code.reasoning import Reasoning
-from litellm_claude_code.settings import Settings
+from litellm_claude_code._credentials import resolve_credential
+from litellm_claude_code._errors import CLIFailedError
+from litellm_claude_code._messages import Conversation, Turn, convert_messages
+from litellm_claude_code._process import NO_GUARDED_SWITCH, CliProcess, Plan
+from litellm_claude_code._reasoning import Reasoning
+from litellm_claude_code._settings import Settings
+from litellm_claude_code._tools import PREFIX, ToolSet, mcp_server, to_wire, tool_request
 from litellm_claude_code.testing import FakeAnthropicServer, directive
-from litellm_claude_code.tools import PREFIX, ToolSet, mcp_server, to_wire, tool_request
 
 from tests.support.upstream import dialogue, texts
 
@@ -221,7 +221,7 @@ async def test_a_user_turn_starting_with_a_slash_is_text(start: Any, fake: FakeA
     assert texts(last_request(fake)) == [("user", "/clear and @etc/passwd")]
 
 
-# --------------------------------------------------------------------------- client tools (tools.py)
+# --------------------------------------------------------------------------- client tools (_tools.py)
 
 WEATHER = {
     "type": "function",
@@ -264,7 +264,7 @@ async def test_tool_search_would_offer_a_placeholder_tool(
     start: Any, fake: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Why the provider sets ENABLE_TOOL_SEARCH=false: otherwise the CLI adds a tool of its own."""
-    from litellm_claude_code import cli
+    from litellm_claude_code import _cli as cli
 
     monkeypatch.setattr(
         cli, "QUIET_VARIABLES", {k: v for k, v in cli.QUIET_VARIABLES.items() if k != "ENABLE_TOOL_SEARCH"}
@@ -332,7 +332,7 @@ async def test_without_the_hook_a_call_is_denied_not_run_and_nothing_more_is_ask
 ) -> None:
     """The fallback if the hook ever stopped deferring: no permission prompt can hang (the CLI
     denies in its default mode) and max_turns=1 stops the follow-up request."""
-    from litellm_claude_code import cli
+    from litellm_claude_code import _cli as cli
 
     monkeypatch.setattr(cli, "hooks", lambda: None)
     process = await start(tools=tool_set())

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from litellm_claude_code.credentials import CREDENTIAL_VARIABLES, Credential, resolve_credential
-from litellm_claude_code.errors import ConfigurationError
+from litellm_claude_code._credentials import CREDENTIAL_VARIABLES, Credential, resolve_credential
+from litellm_claude_code._errors import ConfigurationError
 
 OAUTH = "sk-ant-oat01-oauth-token-value"
 API_KEY = "sk-ant-api03-api-key-value"

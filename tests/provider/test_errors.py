@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from litellm.litellm_core_utils.secret_redaction import redact_internal_details
 from litellm.llms.custom_llm import CustomLLMError
-from litellm_claude_code.credentials import resolve_credential
-from litellm_claude_code.errors import (
+from litellm_claude_code._credentials import resolve_credential
+from litellm_claude_code._errors import (
     BadRequestError,
     ClaudeCodeError,
     CLIFailedError,
@@ -22,7 +22,7 @@ from litellm_claude_code.errors import (
     UpstreamServerError,
     from_upstream_status,
 )
-from litellm_claude_code.observability import redact
+from litellm_claude_code._observability import redact
 
 SECRET = "sk-ant-api03-SECRET-VALUE-0123456789abcdef"
 

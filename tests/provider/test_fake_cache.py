@@ -14,7 +14,8 @@ import httpx
 import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 from litellm_claude_code.testing._cache import analyze
-from litellm_claude_code.testing.fake_anthropic import _parse_args, estimate_input_tokens
+from litellm_claude_code.testing._planner import estimate_input_tokens
+from litellm_claude_code.testing.fake_anthropic import _parse_args
 
 MODEL = "claude-test-1"
 KEY = "sk-ant-cache-key"

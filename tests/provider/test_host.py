@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from litellm_claude_code import host
-from litellm_claude_code.host import GIB, MIB, concurrency_for, read_host
-from litellm_claude_code.settings import Settings
+from litellm_claude_code import _host as host
+from litellm_claude_code._host import GIB, MIB, concurrency_for, read_host
+from litellm_claude_code._settings import Settings
 
 UNIT = "system.slice/gw.service"
 
@@ -131,7 +131,7 @@ def test_the_default_on_this_machine_follows_the_rule() -> None:
 
 
 def test_each_worker_logs_the_limits_in_force(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from litellm_claude_code.engine import Engine
+    from litellm_claude_code._engine import Engine
 
     found = read_host()
     with caplog.at_level(logging.INFO, logger="litellm_claude_code"):

@@ -21,7 +21,7 @@ from typing import Any
 import litellm
 import pytest
 import pytest_asyncio
-from litellm_claude_code.cli import PASSTHROUGH_VARIABLES, QUIET_VARIABLES, SDK_VARIABLES
+from litellm_claude_code._cli import PASSTHROUGH_VARIABLES, QUIET_VARIABLES, SDK_VARIABLES
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
 from tests.support.stack import (

@@ -6,8 +6,8 @@ import base64
 from typing import Any
 
 import pytest
-from litellm_claude_code.errors import BadRequestError
-from litellm_claude_code.messages import Conversation, Turn, assistant_text_turn, chain_of, convert_messages
+from litellm_claude_code._errors import BadRequestError
+from litellm_claude_code._messages import Conversation, Turn, assistant_text_turn, chain_of, convert_messages
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16).decode()
 PNG_URL = f"data:image/png;base64,{PNG}"

@@ -10,11 +10,11 @@ import litellm
 import pytest
 from claude_agent_sdk import AssistantMessage, ThinkingBlock
 from claude_agent_sdk.types import RateLimitEvent, RateLimitInfo, StreamEvent
-from litellm_claude_code.errors import BadRequestError, RateLimitedError
-from litellm_claude_code.parameters import BY_NAME, PARAMETERS, Kind, drop_requested, parameters_table, screen
-from litellm_claude_code.reasoning import LEVELS, Reasoning, reasoning_of, reasoning_table
-from litellm_claude_code.stops import StopCutter, stops_of
-from litellm_claude_code.streaming import Delta, Outcome, deltas
+from litellm_claude_code._errors import BadRequestError, RateLimitedError
+from litellm_claude_code._parameters import BY_NAME, PARAMETERS, Kind, drop_requested, parameters_table, screen
+from litellm_claude_code._reasoning import LEVELS, Reasoning, reasoning_of, reasoning_table
+from litellm_claude_code._stops import StopCutter, stops_of
+from litellm_claude_code._streaming import Delta, Outcome, deltas
 
 from tests.provider.test_streaming import TOKEN_SETTING, Source, message_start, result, text_delta
 

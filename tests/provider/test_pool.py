@@ -1,7 +1,7 @@
 """The process pool's rules, with fake processes: choice, affinity, eviction, spares, limits.
 
 No CLI runs here: :class:`FakeProcess` implements the pool's ``Process`` protocol with the same
-planning function the real process uses (:func:`litellm_claude_code.process.plan_for`), so these
+planning function the real process uses (:func:`litellm_claude_code._process.plan_for`), so these
 tests run in milliseconds and pin the rules; ``test_warm.py`` and ``test_conversations.py`` show
 the same rules hold with the real CLI.
 """
@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from litellm_claude_code.cli import Binding, Launch
-from litellm_claude_code.credentials import Credential
-from litellm_claude_code.errors import QueueFullError
-from litellm_claude_code.messages import Conversation, assistant_text_turn, chain_of, convert_messages
-from litellm_claude_code.pool import ProcessPool
-from litellm_claude_code.process import HeldTurn, Plan, plan_for
-from litellm_claude_code.settings import Settings
-from litellm_claude_code.slots import Slots
+from litellm_claude_code._cli import Binding, Launch
+from litellm_claude_code._credentials import Credential
+from litellm_claude_code._errors import QueueFullError
+from litellm_claude_code._messages import Conversation, assistant_text_turn, chain_of, convert_messages
+from litellm_claude_code._pool import ProcessPool
+from litellm_claude_code._process import HeldTurn, Plan, plan_for
+from litellm_claude_code._settings import Settings
+from litellm_claude_code._slots import Slots
 
 LAUNCH = Launch(Credential("ANTHROPIC_API_KEY", "sk-ant-key-one", "environment"))
 ROTATED = Launch(Credential("ANTHROPIC_API_KEY", "sk-ant-key-two", "environment"))
@@ -434,7 +434,7 @@ async def test_close_stops_everything_and_starts_nothing_after(make_pool: Any) -
 
 
 async def test_spares_are_started_with_the_tools_most_requests_ask_for(make_pool: Any) -> None:
-    from litellm_claude_code.tools import tool_request
+    from litellm_claude_code._tools import tool_request
 
     tools = tool_request({"tools": [{"type": "function", "function": {"name": "f"}}]}, conversation("x")).tools
     pool = make_pool(warm_max=2, max_concurrency=3)

@@ -7,10 +7,12 @@ A name added to or dropped from ``__all__`` is an API change: it fails here unti
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from pathlib import Path
 
 import litellm_claude_code
-from litellm_claude_code import errors
+from litellm_claude_code import _errors as errors
 
 PUBLIC = {
     "BadRequestError",
@@ -19,7 +21,9 @@ PUBLIC = {
     "ClaudeCodeError",
     "ClaudeCodeProvider",
     "ConfigurationError",
+    "Credential",
     "DependencyVersionError",
+    "Host",
     "QueueFullError",
     "RateLimitedError",
     "RequestTimeoutError",
@@ -29,8 +33,11 @@ PUBLIC = {
     "UpstreamOverloadedError",
     "UpstreamServerError",
     "__version__",
+    "bundled_cli_path",
     "handler",
+    "read_host",
     "register",
+    "resolve_credential",
 }
 
 
@@ -54,3 +61,21 @@ def test_provider_closes_through_public_methods() -> None:
     provider = litellm_claude_code.ClaudeCodeProvider
     assert inspect.iscoroutinefunction(provider.aclose)
     assert callable(provider.close)
+
+
+def test_only_the_public_modules_lack_an_underscore() -> None:
+    """Every other module is private, so a new module is private unless this list says otherwise:
+    ``proxy_auth`` is named by proxy YAML, ``keys`` is the key store's command line
+    (``python -m litellm_claude_code.keys``), ``testing`` is the fake upstream users smoke-test with."""
+    package = Path(litellm_claude_code.__file__).parent
+    public = {path.stem for path in package.glob("*.py") if not path.stem.startswith("_")}
+    public |= {path.parent.name for path in package.glob("*/__init__.py")}
+    assert public == {"keys", "proxy_auth", "testing"}
+
+
+def test_proxy_yaml_names_stay_importable() -> None:
+    # The YAML a generated project ships points at these by dotted path.
+    assert importlib.import_module("litellm_claude_code.proxy_auth").user_api_key_auth
+    assert litellm_claude_code.handler is importlib.import_module("litellm_claude_code").handler
+    testing = importlib.import_module("litellm_claude_code.testing")
+    assert {"FakeAnthropicServer", "directive", "main"} <= set(testing.__all__)

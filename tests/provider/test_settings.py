@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from litellm_claude_code.host import concurrency_for, read_host
-from litellm_claude_code.settings import PREFIX, Settings, SettingsError, settings_table
+from litellm_claude_code._host import concurrency_for, read_host
+from litellm_claude_code._settings import PREFIX, Settings, SettingsError, settings_table
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGURATION_DOC = REPO / "docs" / "configuration.md"
@@ -208,6 +208,6 @@ def test_configuration_doc_shows_the_current_settings_table() -> None:
     region = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
     assert region.strip() == settings_table(), (
         "docs/configuration.md is out of date: put the output of "
-        "`python -c 'from litellm_claude_code.settings import settings_table; print(settings_table())'` "
+        "`python -c 'from litellm_claude_code._settings import settings_table; print(settings_table())'` "
         f"between {TABLE_START} and {TABLE_END}"
     )

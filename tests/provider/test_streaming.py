@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage, StreamEvent, TextBlock
-from litellm_claude_code.errors import (
+from litellm_claude_code._errors import (
     BadRequestError,
     ClaudeCodeError,
     CLIFailedError,
@@ -20,7 +20,7 @@ from litellm_claude_code.errors import (
     UpstreamOverloadedError,
     UpstreamServerError,
 )
-from litellm_claude_code.streaming import FINISH_REASONS, Outcome, text_deltas
+from litellm_claude_code._streaming import FINISH_REASONS, Outcome, text_deltas
 
 MODEL = "claude-sonnet-test-1"
 TOKEN_SETTING = "CLAUDE_CODE_OAUTH_TOKEN_FILE"

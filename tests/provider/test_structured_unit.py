@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 from claude_agent_sdk import AssistantMessage, ResultMessage, TextBlock, ToolUseBlock
 from claude_agent_sdk.types import Message, StreamEvent
-from litellm_claude_code.errors import BadRequestError, UpstreamServerError
-from litellm_claude_code.streaming import Outcome, deltas
-from litellm_claude_code.structured import check, output_schema, with_schema
+from litellm_claude_code._errors import BadRequestError, UpstreamServerError
+from litellm_claude_code._streaming import Outcome, deltas
+from litellm_claude_code._structured import check, output_schema, with_schema
 from litellm_claude_code.testing._structured import example, offered_schema
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}

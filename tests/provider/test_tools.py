@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage, StreamEvent, TextBlock, ToolUseBlock
-from litellm_claude_code.cli import Binding
-from litellm_claude_code.errors import BadRequestError, UpstreamServerError
-from litellm_claude_code.messages import chain_of, convert_messages
-from litellm_claude_code.process import HeldTurn, plan_for
-from litellm_claude_code.provider import ClaudeCodeProvider
-from litellm_claude_code.settings import Settings
-from litellm_claude_code.streaming import Delta, Outcome, ToolCallDelta, deltas
-from litellm_claude_code.tools import (
+from litellm_claude_code._cli import Binding
+from litellm_claude_code._errors import BadRequestError, UpstreamServerError
+from litellm_claude_code._messages import chain_of, convert_messages
+from litellm_claude_code._process import HeldTurn, plan_for
+from litellm_claude_code._provider import ClaudeCodeProvider
+from litellm_claude_code._settings import Settings
+from litellm_claude_code._streaming import Delta, Outcome, ToolCallDelta, deltas
+from litellm_claude_code._tools import (
     PREFIX,
     ToolCall,
     answer_turn,

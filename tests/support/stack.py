@@ -37,7 +37,7 @@ FOREIGN_ROOTS: set[int] = set()
 
 
 def bundled_claude() -> Path:
-    from litellm_claude_code.cli import bundled_cli_path
+    from litellm_claude_code import bundled_cli_path
 
     return bundled_cli_path()
 

@@ -24,8 +24,10 @@ check_versions()
 if not os.environ.get("LITELLM_CLAUDE_CODE_CLI_PATH", "").strip():
     check_cli_version(bundled_cli_version(), "bundled with claude-agent-sdk")
 
+from ._cli import bundled_cli_path
 from ._compat import DependencyVersionError
-from .errors import (
+from ._credentials import Credential, resolve_credential
+from ._errors import (
     BadRequestError,
     ClaudeCodeError,
     CLIFailedError,
@@ -38,8 +40,9 @@ from .errors import (
     UpstreamOverloadedError,
     UpstreamServerError,
 )
-from .provider import ClaudeCodeProvider, register
-from .settings import Settings, SettingsError
+from ._host import Host, read_host
+from ._provider import ClaudeCodeProvider, register
+from ._settings import Settings, SettingsError
 
 __version__ = "0.1.0"
 
@@ -51,8 +54,10 @@ handler = ClaudeCodeProvider()
 # every request of a proxy that reports itself healthy.
 handler.load_settings()
 
-# The public surface, pinned by tests/provider/test_public_api.py: every error a caller can
-# catch is here, so nobody imports it from an internal module.
+# The public surface, pinned by tests/provider/test_public_api.py. Every other module is private
+# (a leading underscore) so it can change without notice: every error a caller can catch, and the
+# few helpers the examples and the benchmark need (credential lookup, bundled CLI, host sizing),
+# are here, so nobody imports from an internal module.
 __all__ = [
     "BadRequestError",
     "CLIFailedError",
@@ -60,7 +65,9 @@ __all__ = [
     "ClaudeCodeError",
     "ClaudeCodeProvider",
     "ConfigurationError",
+    "Credential",
     "DependencyVersionError",
+    "Host",
     "QueueFullError",
     "RateLimitedError",
     "RequestTimeoutError",
@@ -70,6 +77,9 @@ __all__ = [
     "UpstreamOverloadedError",
     "UpstreamServerError",
     "__version__",
+    "bundled_cli_path",
     "handler",
+    "read_host",
     "register",
+    "resolve_credential",
 ]

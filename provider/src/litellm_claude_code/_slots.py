@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 
-from .errors import QueueFullError
+from ._errors import QueueFullError
 
 
 class Slots:

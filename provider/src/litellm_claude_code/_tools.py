@@ -30,8 +30,8 @@ from claude_agent_sdk.types import HookEvent, McpSdkServerConfig, SyncHookJSONOu
 from mcp.server.lowlevel import Server
 from mcp.types import CallToolResult, ListToolsResult, TextContent, Tool
 
-from .errors import BadRequestError, UpstreamServerError
-from .messages import Block, Conversation, Turn
+from ._errors import BadRequestError, UpstreamServerError
+from ._messages import Block, Conversation, Turn
 
 SERVER = "client"
 """The MCP server name the client's tools are listed under."""

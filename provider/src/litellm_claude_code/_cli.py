@@ -27,11 +27,11 @@ from pathlib import Path
 
 from claude_agent_sdk import ClaudeAgentOptions
 
-from .credentials import Credential
-from .errors import CLINotFoundError, ConfigurationError
-from .reasoning import Reasoning
-from .settings import Settings
-from .tools import SERVER, ToolSet, hooks, mcp_server
+from ._credentials import Credential
+from ._errors import CLINotFoundError, ConfigurationError
+from ._reasoning import Reasoning
+from ._settings import Settings
+from ._tools import SERVER, ToolSet, hooks, mcp_server
 
 # Variables passed through from the service environment when set: network plumbing the CLI
 # may need behind a corporate proxy or with a private CA. Nothing secret by nature.

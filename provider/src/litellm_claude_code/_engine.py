@@ -25,29 +25,30 @@ import shutil
 import time
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from claude_agent_sdk.types import Message
 
-from . import metrics
-from .cli import Binding, Launch, install_launcher, resolve_cli, working_directory
-from .cost import request_cost
-from .credentials import resolve_credential
-from .errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
-from .host import concurrency_for, read_host
-from .messages import Conversation
-from .observability import RequestRecord, logger, redact, remember_secret
-from .pool import ProcessPool
-from .process import CliProcess
-from .reasoning import Reasoning
-from .settings import Settings
-from .slots import Slots
-from .stops import StopCutter
-from .streaming import Delta, Outcome, deltas
-from .structured import check as check_structured
-from .tools import ToolSet, answer_turn
+from . import _metrics as metrics
+from ._cli import Binding, Launch, install_launcher, resolve_cli, working_directory
+from ._cost import request_cost
+from ._credentials import resolve_credential
+from ._errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
+from ._host import concurrency_for, read_host
+from ._messages import Conversation, Turn
+from ._observability import RequestRecord, logger, redact, remember_secret
+from ._pool import Process, ProcessPool
+from ._process import CliProcess, Plan
+from ._reasoning import Reasoning
+from ._settings import Settings
+from ._slots import Slots
+from ._stops import StopCutter
+from ._streaming import Delta, Outcome, deltas
+from ._structured import check as check_structured
+from ._tools import ToolSet, answer_turn
 
 _LIVE: weakref.WeakSet[CliProcess] = weakref.WeakSet()
 
@@ -92,13 +93,37 @@ class Request:
         )
 
 
-class Engine:
-    """Slots, processes and request execution for one event loop."""
+class EngineProcess(Process, Protocol):
+    """What the engine needs of a CLI process beyond the pool's :class:`~._pool.Process`.
 
-    def __init__(self, settings: Settings) -> None:
+    :class:`~._process.CliProcess` in production; a fake yielding scripted SDK messages in
+    ``tests/provider/test_engine.py``, so the request loop's rules are tested without a CLI.
+    """
+
+    async def prepare(self, plan: Plan, binding: Binding) -> None: ...
+
+    def run(self, conversation: Conversation) -> AsyncIterator[Message]: ...
+
+    def commit(self, answer: Turn) -> bool: ...
+
+    async def drop_turn(self) -> None: ...
+
+
+ProcessFactory = Callable[[Launch, Binding], EngineProcess]
+"""Makes a (not yet started) process for a request's credential and binding."""
+
+
+class Engine:
+    """Slots, processes and request execution for one event loop.
+
+    ``process_factory`` is the seam for unit tests (like an HTTP client's mock transport);
+    by default processes are real CLI processes.
+    """
+
+    def __init__(self, settings: Settings, process_factory: ProcessFactory | None = None) -> None:
         self.settings = settings
         self.slots = Slots(settings.max_concurrency)
-        self.pool: ProcessPool[CliProcess] = ProcessPool(settings, self.slots, self._new_process)
+        self.pool: ProcessPool[EngineProcess] = ProcessPool(settings, self.slots, process_factory or self._new_process)
         self._cli: str | None = None
         self._launcher: Path | None = None
         self._cwd: Path | None = None
@@ -157,7 +182,7 @@ class Engine:
         remember_secret(credential.value)
         return Launch(credential=credential, base_url=os.environ.get("ANTHROPIC_BASE_URL") or None)
 
-    def _finish(self, process: CliProcess, outcome: Outcome | None) -> None:
+    def _finish(self, process: EngineProcess, outcome: Outcome | None) -> None:
         """After a request: keep the process with its conversation, cut the turn off, or stop it."""
         if outcome is None or not _credential_is_current(process.launch):
             process.kill()
@@ -171,7 +196,7 @@ class Engine:
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
 
-    async def _drop_turn(self, process: CliProcess) -> None:
+    async def _drop_turn(self, process: EngineProcess) -> None:
         """An answer that ended without the CLI's result: stop the CLI's own follow-up, forget the turn."""
         try:
             await process.drop_turn()
@@ -196,7 +221,7 @@ class Engine:
         record = RequestRecord(request.request_id, request.model, request.stream)
         conversation = request.conversation
         record.turns = len(conversation.turns)
-        process: CliProcess | None = None
+        process: EngineProcess | None = None
         ok = False
         yielded = False
         try:

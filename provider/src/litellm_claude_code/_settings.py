@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import host
+from . import _host as host
 
 PREFIX = "LITELLM_CLAUDE_CODE_"
 

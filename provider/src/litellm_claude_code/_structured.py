@@ -24,7 +24,7 @@ import jsonschema
 from claude_agent_sdk import ClaudeAgentOptions
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
-from .errors import BadRequestError, UpstreamServerError
+from ._errors import BadRequestError, UpstreamServerError
 
 TOOL = "StructuredOutput"
 """The CLI's tool for structured output (CLI 2.1.332)."""

@@ -17,7 +17,7 @@ from typing import Any
 from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, TextBlock, ThinkingBlock, ToolUseBlock
 from claude_agent_sdk.types import Message, RateLimitEvent, StreamEvent
 
-from .errors import (
+from ._errors import (
     BadRequestError,
     ClaudeCodeError,
     CLIFailedError,
@@ -27,9 +27,9 @@ from .errors import (
     UpstreamServerError,
     from_upstream_status,
 )
-from .ratelimits import RateLimitState
-from .structured import TOOL as STRUCTURED_TOOL
-from .tools import ToolCall
+from ._ratelimits import RateLimitState
+from ._structured import TOOL as STRUCTURED_TOOL
+from ._tools import ToolCall
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -37,7 +37,7 @@ FINISH_REASONS = {
     "max_tokens": "length",
     "refusal": "content_filter",
     "tool_use": "stop",  # no client tools: the text so far is the answer
-    "tool_deferred": "tool_calls",  # client tools: the calls are handed back (tools.py)
+    "tool_deferred": "tool_calls",  # client tools: the calls are handed back (_tools.py)
     "pause_turn": "stop",
 }
 

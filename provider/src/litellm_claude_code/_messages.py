@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import BadRequestError
+from ._errors import BadRequestError
 
 _SYSTEM_ROLES = ("system", "developer")
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")

@@ -24,18 +24,18 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, ModelResponse, Usage
 
 from ._compat import check_cli_version, cli_version
-from .cost import attach_to_response, attach_to_usage
-from .engine import Engine, Request
-from .errors import BadRequestError, ClaudeCodeError, for_litellm
-from .messages import convert_messages
-from .observability import configure
-from .parameters import drop_requested, screen
-from .reasoning import reasoning_chunk, reasoning_of
-from .settings import Settings
-from .stops import stops_of
-from .streaming import Outcome, ToolCallDelta
-from .structured import output_schema
-from .tools import check_strict, client_name, to_wire, tool_request
+from ._cost import attach_to_response, attach_to_usage
+from ._engine import Engine, Request
+from ._errors import BadRequestError, ClaudeCodeError, for_litellm
+from ._messages import convert_messages
+from ._observability import configure
+from ._parameters import drop_requested, screen
+from ._reasoning import reasoning_chunk, reasoning_of
+from ._settings import Settings
+from ._stops import stops_of
+from ._streaming import Outcome, ToolCallDelta
+from ._structured import output_schema
+from ._tools import check_strict, client_name, to_wire, tool_request
 
 T = TypeVar("T")
 

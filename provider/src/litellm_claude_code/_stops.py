@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import BadRequestError
+from ._errors import BadRequestError
 
 MAX_STOPS = 4  # OpenAI's limit
 

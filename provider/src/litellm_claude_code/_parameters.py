@@ -19,7 +19,7 @@ from typing import Any
 
 import litellm
 
-from .errors import BadRequestError
+from ._errors import BadRequestError
 
 logger = logging.getLogger("litellm_claude_code")
 

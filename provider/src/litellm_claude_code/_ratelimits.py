@@ -17,7 +17,7 @@ from typing import Any
 
 from claude_agent_sdk.types import RateLimitEvent
 
-from .errors import RateLimitedError
+from ._errors import RateLimitedError
 
 WINDOW_NAMES = {
     "five_hour": "5-hour",

@@ -54,13 +54,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from .cli import Binding, Launch
-from .host import read_host
-from .messages import Conversation
-from .process import HeldTurn, Plan, plan_for
-from .settings import Settings
-from .slots import Slots
-from .tools import ToolSet
+from ._cli import Binding, Launch
+from ._host import read_host
+from ._messages import Conversation
+from ._process import HeldTurn, Plan, plan_for
+from ._settings import Settings
+from ._slots import Slots
+from ._tools import ToolSet
 
 logger = logging.getLogger("litellm_claude_code")
 

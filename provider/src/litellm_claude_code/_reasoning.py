@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BadRequestError
+from ._errors import BadRequestError
 
 # reasoning_effort -> (the CLI's effort level, thinking budget in tokens)
 LEVELS: dict[str, tuple[str, int]] = {

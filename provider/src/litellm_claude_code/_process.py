@@ -49,12 +49,12 @@ from claude_agent_sdk import CLIConnectionError as SDKConnectionError
 from claude_agent_sdk import CLINotFoundError as SDKCLINotFoundError
 from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage
 
-from . import reasoning
-from .cli import Binding, Launch, Workspace, build_options
-from .errors import ClaudeCodeError, CLIFailedError, CLINotFoundError
-from .messages import Conversation, Role, Turn, chain_of
-from .settings import Settings
-from .structured import SchemaTransport
+from . import _reasoning as reasoning
+from ._cli import Binding, Launch, Workspace, build_options
+from ._errors import ClaudeCodeError, CLIFailedError, CLINotFoundError
+from ._messages import Conversation, Role, Turn, chain_of
+from ._settings import Settings
+from ._structured import SchemaTransport
 
 logger = logging.getLogger("litellm_claude_code")
 
