@@ -96,7 +96,13 @@ def test_update_from_release_keeps_edits_and_marks_conflicts(release_repo: Path,
     # ... that the generated project's pre-commit hook refuses, in that file only.
     hook = conflict_hook(project)
     assert hook.returncode != 0, hook.stdout
-    assert sorted(set(re.findall(r"^([^\s:]+):\d+:", hook.stdout, re.M))) == ["Makefile"], hook.stdout
+    flagged = sorted(set(re.findall(r"^([^\s:]+):\d+:", hook.stdout, re.M)))
+    expected = ["Makefile"]
+    if release == "0.1.0" and list(ANSWERS["model_aliases"]) != sorted(ANSWERS["model_aliases"]):
+        # 0.1.0 listed the aliases in answer order, Copier stores them sorted: the model list
+        # conflicts once (docs/operations.md, "From 0.1.0 to 0.2.0"); later releases list them sorted.
+        expected.append("config/litellm.yaml")
+    assert flagged == expected, hook.stdout
 
 
 def test_update_without_changes_is_a_no_op(release_repo: Path, tmp_path: Path) -> None:
