@@ -41,7 +41,8 @@ def _run(cmd: list[str], *, timeout: float) -> None:
 def lock_digest(project: Path) -> str:
     """The cache key of a project's dependency wheels: its requirements and lock, by name and content."""
     digest = hashlib.sha256()
-    for path in (project / "requirements.txt", project / "requirements.lock"):
+    # The provider's own dependencies (provider/pyproject.toml) are wheels of the house too.
+    for path in (project / "requirements.txt", project / "requirements.lock", project / "provider" / "pyproject.toml"):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -75,9 +76,13 @@ def dependency_wheels(project: Path) -> Path:
                     str(project / "requirements.lock"),
                     "-r",
                     str(project / "requirements.txt"),
+                    str(project / "provider"),
                 ],
                 timeout=1200,
             )
+            # The provider itself is rebuilt on every call (fill_wheelhouse): only its dependencies stay cached.
+            for own in deps.glob("litellm_claude_code-*.whl"):
+                own.unlink()
             (deps / ".complete").touch()
         if not (deps / ".extras-complete").exists():
             _run([*PIP_WHEEL, "--wheel-dir", str(deps), *EXTRA_REQUIREMENTS], timeout=300)
