@@ -108,8 +108,12 @@ def test_streaming_is_incremental(client: Any, marker: str) -> None:
             if choice.finish_reason:
                 finish_reasons.append(choice.finish_reason)
     assert len(arrivals) >= 10, f"only {len(arrivals)} content chunks: {text}"
-    # 30 tokens 50 ms apart: the first must arrive long before the last.
-    assert arrivals[-1] - arrivals[0] >= 1.0, arrivals
+    # 30 tokens 50 ms apart (1.5 s): the first must arrive long before the last, spread over the
+    # stream, not in one burst at its end. Half the nominal span: right after its first requests a
+    # gateway starts its warm set (one CLI at a time per two CPUs), which on a 2-core host can
+    # stall a stream's first tokens for a moment; a buffering gateway would show no span at all.
+    assert arrivals[-1] - arrivals[0] >= 0.75, arrivals
+    assert len({int(t * 10) for t in arrivals}) >= 5, arrivals
     assert finish_reasons == ["stop"]
 
 
