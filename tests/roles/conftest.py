@@ -1,6 +1,8 @@
 """Fleet fixtures: systemd hosts in Docker provisioned by the generated project's playbook.
 
-One converge per test module (module-scoped ``fleet``): render a project from the template
+One converge per test session (session-scoped ``fleet`` and ``converged``), shared by every
+``test_fleet*.py`` module: the modules run in file-name order and each leaves the fleet healthy
+(and its settings as converged) for the next. Render a project from the template
 (2 gateways + 1 load balancer, wheelhouse mode), start three systemd containers on a private
 Docker network and the fake Anthropic upstream on the Docker host, then run
 ``ansible-playbook -i ansible/inventory.yml -i <docker hosts> ansible/site.yml`` from the
@@ -136,6 +138,8 @@ def rendered_project(workdir: Path) -> Path:
         "gateway_hosts": list(GATEWAYS),
         "lb_host": LB,
         "package_source": "wheelhouse",
+        # A fixed cap (not derived from the host) so the load tests know where refusals begin.
+        "max_concurrency": 4,
     }
     return render(repo, workdir / SLUG, answers)
 
@@ -283,7 +287,7 @@ def _docker_network_gateway(network: str) -> str:
     return info["IPAM"]["Config"][0]["Gateway"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fleet(systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_upstream_port: int) -> Iterator[Fleet]:
     prefix = f"lcc-fleet-{uuid.uuid4().hex[:6]}"
     network = prefix
@@ -322,3 +326,15 @@ def fleet(systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_ups
             for name in fleet.containers.values():
                 docker("rm", "-f", "-v", name, check=False)
             docker("network", "rm", network, check=False)
+
+
+def fail_report(result: dict[str, Any]) -> str:
+    return f"rc={result['rc']} recap={result['recap']}\n{result['stdout'][-6000:]}\n{result['stderr'][-2000:]}"
+
+
+@pytest.fixture(scope="session")
+def converged(fleet: Fleet) -> Fleet:
+    """The fleet after its first converge (``fleet.runs[0]``), shared by every fleet module."""
+    first = fleet.playbook()
+    assert first["rc"] == 0, "converge failed: " + fail_report(first)
+    return fleet

@@ -1,7 +1,8 @@
 """The generated project's playbook provisions a load-balanced fleet of systemd hosts.
 
-One converge per module (the ``fleet`` fixture in conftest.py); the tests run in file order and
-the later ones (failover, kill, rotation) leave the fleet healthy again for the next.
+One converge per session (the ``converged`` fixture in conftest.py, shared with the other
+``test_fleet*.py`` modules); the tests run in file order and the later ones (failover, kill,
+rotation) leave the fleet healthy again for the next.
 """
 
 from __future__ import annotations
@@ -45,13 +46,6 @@ def _chat(fleet: Fleet, text: str, *, stream: bool = False, timeout: float = 120
 def complete(fleet: Fleet, text: str = "hello", timeout: float = 120) -> tuple[dict[str, Any], str]:
     with urllib.request.urlopen(_chat(fleet, text), timeout=timeout) as resp:
         return json.load(resp), resp.headers.get("X-Upstream-Addr", "")
-
-
-@pytest.fixture(scope="module")
-def converged(fleet: Fleet) -> Fleet:
-    first = fleet.playbook()
-    assert first["rc"] == 0, "converge failed: " + _fail_report(first)
-    return fleet
 
 
 def test_converge(converged: Fleet) -> None:
