@@ -9,7 +9,10 @@ Docker network and the fake Anthropic upstream on the Docker host, then run
 project, exactly as an operator would (plus a connection inventory and test variables).
 
 Containers and the network are removed at the end, also when a test or the converge fails.
-Set ``LCC_FLEET_KEEP=1`` to keep them for debugging.
+Set ``LCC_FLEET_KEEP=1`` to keep them for debugging: the run then writes ``fleet-state.json``
+in its scratch directory, and ``LCC_FLEET_REUSE=<that file>`` makes a later run use the kept,
+converged fleet as it is (no render, no converge, no cleanup; the fake upstream restarts on
+the same port), so a test under development runs in seconds. Never set it in CI.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ SYSTEMD_RUN_FLAGS = [
 GATEWAYS = ("gw1", "gw2")
 LB = "lb1"
 SLUG = "lcc-fleet"
+REUSE = os.environ.get("LCC_FLEET_REUSE", "")
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -91,7 +95,15 @@ def fake_upstream_port() -> Iterator[int]:
     """The fake Anthropic API on every address of the Docker host (the hosts reach it over the bridge)."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "provider/src"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "litellm_claude_code.testing.fake_anthropic", "--host", "0.0.0.0", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "litellm_claude_code.testing.fake_anthropic",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(_reused()["upstream_port"] if REUSE else 0),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -123,6 +135,9 @@ def fake_upstream_port() -> Iterator[int]:
 @pytest.fixture(scope="session")
 def workdir() -> Iterator[Path]:
     """Our own scratch directory: pytest's numbered basetemp dirs are pruned by concurrent runs."""
+    if REUSE:
+        yield Path(REUSE).parent
+        return
     path = Path(tempfile.mkdtemp(prefix="lcc-fleet-"))
     yield path
     if os.environ.get("LCC_FLEET_KEEP") != "1":
@@ -132,6 +147,8 @@ def workdir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def rendered_project(workdir: Path) -> Path:
     """The project rendered from the working tree, through the same helper every template test uses."""
+    if REUSE:
+        return Path(_reused()["project"])
     repo = make_template_repo(workdir / "template-repo")
     answers = {
         "project_slug": SLUG,
@@ -147,6 +164,8 @@ def rendered_project(workdir: Path) -> Path:
 @pytest.fixture(scope="session")
 def wheelhouse(rendered_project: Path) -> Path:
     """The project's wheelhouse, as `make wheelhouse` builds it; dependency wheels cached across runs."""
+    if REUSE:
+        return rendered_project / "wheelhouse"
     return fill_wheelhouse(rendered_project)
 
 
@@ -282,13 +301,36 @@ class Fleet:
         return [r for r in items if str(r.get("path", "")).startswith("/v1/messages")]
 
 
+def _reused() -> dict[str, Any]:
+    """The kept fleet that ``LCC_FLEET_REUSE`` names."""
+    data: dict[str, Any] = json.loads(Path(REUSE).read_text())
+    return data
+
+
+def _save_state(fleet: Fleet, workdir: Path) -> Path:
+    state = {k: str(v) if isinstance(v, Path) else v for k, v in vars(fleet).items() if k != "runs"}
+    path = workdir / "fleet-state.json"
+    path.write_text(json.dumps(state, indent=2))
+    path.chmod(0o600)
+    return path
+
+
 def _docker_network_gateway(network: str) -> str:
     info = json.loads(docker("network", "inspect", network).stdout)[0]
     return info["IPAM"]["Config"][0]["Gateway"]
 
 
 @pytest.fixture(scope="session")
-def fleet(systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_upstream_port: int) -> Iterator[Fleet]:
+def fleet(
+    systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_upstream_port: int, workdir: Path
+) -> Iterator[Fleet]:
+    if REUSE:
+        state = _reused()
+        state["project"] = Path(state["project"])
+        kept = Fleet(**state)
+        yield kept
+        _save_state(kept, workdir)
+        return
     prefix = f"lcc-fleet-{uuid.uuid4().hex[:6]}"
     network = prefix
     keep = os.environ.get("LCC_FLEET_KEEP") == "1"
@@ -320,9 +362,13 @@ def fleet(systemd_image: str, rendered_project: Path, wheelhouse: Path, fake_ups
             }
         }
         (rendered_project / "docker-hosts.yml").write_text(json.dumps(hosts, indent=2))
+        if keep:
+            print(f"\nkept fleet: LCC_FLEET_REUSE={_save_state(fleet, workdir)}", file=sys.stderr)
         yield fleet
     finally:
-        if not keep:
+        if keep:
+            _save_state(fleet, workdir)
+        else:
             for name in fleet.containers.values():
                 docker("rm", "-f", "-v", name, check=False)
             docker("network", "rm", network, check=False)
@@ -335,6 +381,8 @@ def fail_report(result: dict[str, Any]) -> str:
 @pytest.fixture(scope="session")
 def converged(fleet: Fleet) -> Fleet:
     """The fleet after its first converge (``fleet.runs[0]``), shared by every fleet module."""
+    if REUSE:
+        return fleet
     first = fleet.playbook()
     assert first["rc"] == 0, "converge failed: " + fail_report(first)
     return fleet
