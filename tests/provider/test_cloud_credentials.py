@@ -226,3 +226,19 @@ def test_every_cloud_variable_is_one_the_bundled_cli_reads() -> None:
         regions = set(re.findall(rb'"(' + VERTEX_REGION_PREFIX.encode() + rb'[A-Z0-9_]*[A-Z0-9])"', binary))
     assert not missing, f"the CLI does not read {missing}"
     assert len(regions) >= 10  # the per-model Vertex regions the prefix stands for
+
+
+def test_a_refusal_by_the_cloud_names_the_clouds_credential(aws_file: Path) -> None:
+    from litellm_claude_code._errors import from_upstream_status
+
+    for env in (
+        {BEDROCK: "1", "AWS_REGION": "us-east-1", "AWS_SHARED_CREDENTIALS_FILE": str(aws_file)},
+        {BEDROCK: "1", "AWS_REGION": "us-east-1", BEDROCK_API_KEY: "ABSK-key"},
+        {BEDROCK: "1", "AWS_REGION": "us-east-1"},
+        {VERTEX: "1", "CLOUD_ML_REGION": "us-east5", "ANTHROPIC_VERTEX_PROJECT_ID": "p"},
+    ):
+        message = str(from_upstream_status(403, "", resolve_credential(env).setting))
+        assert message.startswith("The cloud rejected the credentials (HTTP 403)"), message
+        assert "claude setup-token" not in message
+    token = resolve_credential({"ANTHROPIC_API_KEY": API_KEY})
+    assert str(from_upstream_status(401, "", token.setting)).startswith("Anthropic rejected the credentials")

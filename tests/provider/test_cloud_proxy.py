@@ -219,6 +219,9 @@ def test_bedrock_wrong_secret_fails_then_a_rotated_file_works_without_a_restart(
     with pytest.raises(openai.APIStatusError) as info:
         chat(proxy, "with the wrong secret")
     assert info.value.status_code in (401, 403), info.value
+    message = str(info.value)
+    assert "The cloud rejected the credentials" in message and "AWS_SHARED_CREDENTIALS_FILE" in message, message
+    assert "a-secret-the-cloud-does-not-know" not in message
     refused = [r for r in fake.cloud_requests("bedrock") if r["status"] == 403]
     assert refused and all("signature" in (r["sigv4_problem"] or "") for r in refused)
 
