@@ -286,7 +286,8 @@ def test_make_exports_the_provider_settings(project: Path) -> None:
         pytest.skip("make is not installed; required under CI=true")
     done = subprocess.run(
         [make, "-s", "-f", "Makefile", "-f", "-", "show-env"],
-        input="show-env:\n\t@env | grep ^LITELLM_ | sort\n",
+        # The provider's settings, and a cloud's (CLAUDE_CODE_USE_*, its region and project).
+        input="show-env:\n\t@env | grep -E '^(LITELLM_|CLAUDE_CODE_USE_|AWS_REGION=|CLOUD_ML_REGION=|ANTHROPIC_VERTEX_)' | sort\n",
         cwd=project,
         capture_output=True,
         text=True,
