@@ -22,8 +22,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS_FILE = ".copier-answers.yml"
 PROVIDER_ENV_FILE = Path("config") / "provider.env"
-# auth_method answer -> the variable the provider reads the Claude credential from.
-TOKEN_ENVS = {"oauth_token": "CLAUDE_CODE_OAUTH_TOKEN", "api_key": "ANTHROPIC_API_KEY"}
+# auth_method answer -> the variable the provider reads the Claude credential from (for a
+# cloud: the variable naming its credentials file, which the CLI reads).
+TOKEN_ENVS = {
+    "oauth_token": "CLAUDE_CODE_OAUTH_TOKEN",
+    "api_key": "ANTHROPIC_API_KEY",
+    "bedrock": "AWS_SHARED_CREDENTIALS_FILE",
+    "vertex": "GOOGLE_APPLICATION_CREDENTIALS",
+}
+# provider.env's cloud selectors: a run against the fake Anthropic API drops them.
+CLOUD_SELECTORS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,16 @@ class Project:
     @property
     def token_env(self) -> str:
         return TOKEN_ENVS[self.auth_method]
+
+    @property
+    def cloud(self) -> bool:
+        """Bedrock or Vertex AI: the CLI reaches the cloud with its own credentials."""
+        return self.auth_method in ("bedrock", "vertex")
+
+    @property
+    def fake_token_env(self) -> str:
+        """The credential a run against the fake Anthropic API sets (a cloud project: API key)."""
+        return "ANTHROPIC_API_KEY" if self.cloud else self.token_env
 
     @property
     def default_claude_model(self) -> str:
@@ -81,6 +99,11 @@ def provider_env(root: Path = ROOT) -> dict[str, str]:
             raise SystemExit(f"{PROVIDER_ENV_FILE}: {line!r} is not a KEY=VALUE line")
         values[name.strip()] = value.strip()
     return values
+
+
+def fake_provider_env(root: Path = ROOT) -> dict[str, str]:
+    """config/provider.env for a run against the fake Anthropic API: without the cloud selectors."""
+    return {k: v for k, v in provider_env(root).items() if k not in CLOUD_SELECTORS}
 
 
 def render_unit(dest: Path, root: Path = ROOT) -> Path:

@@ -130,15 +130,20 @@ def run(args: argparse.Namespace, logs: list[Path] | None) -> int:
         for key, value in os.environ.items()
         if not key.startswith(("ANTHROPIC_", "CLAUDE_CODE_", "LITELLM_MASTER_KEY"))
     }
-    # The provider's settings as the gateway runs them (the environment wins, as under make).
-    for name, value in project.provider_env().items():
+    # The provider's settings as the gateway runs them (the environment wins, as under make);
+    # against the fake, a cloud project's settings without the cloud (the fake is Anthropic's API).
+    settings = project.provider_env() if token else project.fake_provider_env()
+    for name, value in settings.items():
         env.setdefault(name, value)
     env["LITELLM_MASTER_KEY"] = master_key
     prompt = args.prompt
     with ExitStack() as stack:
         if token:
             env[TOKEN_ENV] = token
-            print(f"smoke: upstream is the real Claude API ({TOKEN_ENV} is set)", flush=True)
+            where = {"bedrock": "Amazon Bedrock", "vertex": "Google Vertex AI"}.get(
+                PROJECT.auth_method, "the real Claude API"
+            )
+            print(f"smoke: upstream is {where} ({TOKEN_ENV} is set)", flush=True)
         else:
             fake_port = free_port()
             fake = start(
@@ -158,7 +163,7 @@ def run(args: argparse.Namespace, logs: list[Path] | None) -> int:
             )
             wait_http(f"http://127.0.0.1:{fake_port}/_fake/health", 30, fake)
             env["ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{fake_port}"
-            env[TOKEN_ENV] = "fake-token-for-smoke-test"
+            env[PROJECT.fake_token_env] = "fake-token-for-smoke-test"
             prompt += ' [[fake:{"token_delay": 0.05, "tokens": 20}]]'
             print(
                 f"smoke: upstream is the bundled fake Anthropic API ({TOKEN_ENV} is not set):"

@@ -43,6 +43,8 @@ SLUG = PROJECT.slug
 PORT = PROJECT.listen_port
 PROVIDER = PROJECT.provider_name
 TOKEN_ENV = PROJECT.token_env
+# The credential the gateway gets against the fake (a Bedrock or Vertex project: an API key).
+FAKE_TOKEN_ENV = PROJECT.fake_token_env
 PACKAGE_SOURCE = PROJECT.package_source
 FAKE_PORT = 8787
 FAKE_ALIAS = "fake-anthropic"
@@ -263,7 +265,7 @@ def fake_upstream(gateway_image: str, docker_network: Any) -> Iterator[FakeUpstr
         yield FakeUpstream(url)
 
 
-def start_gateway(image: str, network: Any, env: dict[str, str]) -> Any:
+def start_gateway(image: str, network: Any, env: dict[str, str], *, fake: bool = True) -> Any:
     from testcontainers.core.container import DockerContainer
 
     container = (
@@ -273,7 +275,9 @@ def start_gateway(image: str, network: Any, env: dict[str, str]) -> Any:
         .with_kwargs(labels=LABELS)
     )
     # As `docker run --env-file config/provider.env`: the image carries no provider settings.
-    for key, value in {**project.provider_env(), **env}.items():
+    # Against the fake (the Anthropic API), a Bedrock or Vertex project's settings lose the cloud.
+    settings = project.fake_provider_env() if fake else project.provider_env()
+    for key, value in {**settings, **env}.items():
         container = container.with_env(key, value)
     return container
 
@@ -289,7 +293,7 @@ def gateway(
         {
             "LITELLM_MASTER_KEY": master_key,
             "ANTHROPIC_BASE_URL": f"http://{FAKE_ALIAS}:{FAKE_PORT}",
-            TOKEN_ENV: FAKE_TOKEN,
+            FAKE_TOKEN_ENV: FAKE_TOKEN,
         },
     )
     with container:

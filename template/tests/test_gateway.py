@@ -16,7 +16,7 @@ import openai
 import pytest
 from conftest import (
     FAKE_TOKEN,
-    TOKEN_ENV,
+    FAKE_TOKEN_ENV,
     FakeUpstream,
     Gateway,
     http_get,
@@ -68,7 +68,7 @@ def test_upstream_gets_the_token_and_no_tools(
     )
     record = one_upstream_request(fake_upstream, marker)
     assert record["auth"] == FAKE_TOKEN
-    expected_scheme = "bearer" if TOKEN_ENV == "CLAUDE_CODE_OAUTH_TOKEN" else "x-api-key"
+    expected_scheme = "bearer" if FAKE_TOKEN_ENV == "CLAUDE_CODE_OAUTH_TOKEN" else "x-api-key"
     assert record["auth_scheme"] == expected_scheme
     assert record["tool_names"] == []
 

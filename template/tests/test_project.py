@@ -15,7 +15,7 @@ from pathlib import Path
 import project
 import pytest
 import yaml
-from conftest import PROVIDER, ROOT, SLUG, TOKEN_ENV, model_aliases
+from conftest import PROJECT, PROVIDER, ROOT, SLUG, TOKEN_ENV, model_aliases
 
 SKIP_DIRS = {".venv", "wheelhouse", "provider", ".git", ".pytest_cache", ".lock-venv"}
 
@@ -87,11 +87,19 @@ def test_unit_file_contract(unit: Path) -> None:
         f"StateDirectory={SLUG}",
         f"EnvironmentFile=/etc/{SLUG}/provider.env",
         f"EnvironmentFile=/etc/{SLUG}/secrets.env",
-        f"Environment={TOKEN_ENV}_FILE=/etc/{SLUG}/credentials/{TOKEN_ENV}",
         "Restart=on-failure",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
     ):
+        assert re.search(rf"^{re.escape(line)}$", text, re.M), line
+    if PROJECT.cloud:
+        # No credentials file in secrets.env here: the CLI uses the host's role, and no secret
+        # (nor the cloud's settings, which provider.env carries) is on an Environment= line.
+        assert "_FILE=" not in text
+        assert f"{TOKEN_ENV}=" not in text
+        assert "the CLI uses the host's" in text
+    else:
+        line = f"Environment={TOKEN_ENV}_FILE=/etc/{SLUG}/credentials/{TOKEN_ENV}"
         assert re.search(rf"^{re.escape(line)}$", text, re.M), line
     assert re.search(
         rf"^ExecStart=/opt/{SLUG}/venv/bin/litellm --config /etc/{SLUG}/litellm.yaml ", text, re.M

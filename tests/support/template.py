@@ -43,6 +43,13 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "package_source": "wheelhouse",
         "gateway_hosts": ["gw-a.example.internal", "gw-b.example.internal"],
     },
+    "bedrock-team": {
+        "project_name": "Team gateway on Bedrock",
+        "auth_method": "bedrock",
+        "cloud_region": "eu-west-1",
+        "model_aliases": {"sonnet": "eu.anthropic.claude-sonnet-4-5-20250929-v1:0", "haiku": "haiku"},
+        "gateway_hosts": ["gw-1", "gw-2"],
+    },
     "ipv6-one-alias": {
         "project_name": "A gateway with a rather long name, for the slug's sake",
         "model_aliases": {"claude": "opus"},

@@ -108,6 +108,10 @@ def test_lb_host(macros: Any) -> None:
     ("value", "message"),
     [
         ({"sonnet": "sonnet", "claude-opus-4.1": "claude-opus-4-1-20250805"}, ""),
+        ({"sonnet": "claude-sonnet-4-5@20250929"}, ""),  # Vertex AI
+        ({"sonnet": "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "opus": "anthropic.claude-opus-4-1-v1:0"}, ""),
+        ({"x": "claude-sonnet-4-5@2025"}, "which is not a Claude model"),
+        ({"x": "us.openai.gpt-oss-120b-1:0"}, "which is not a Claude model"),
         ({}, "must be a non-empty mapping"),
         (["sonnet"], "must be a non-empty mapping"),
         ({"Bad Alias": "sonnet"}, 'model alias "Bad Alias" is invalid'),

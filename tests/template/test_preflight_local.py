@@ -117,3 +117,45 @@ def test_an_unknown_auth_method_is_named_with_the_choices(tmp_path: Path) -> Non
 def test_both_set_passes_the_secret_check(tmp_path: Path) -> None:
     result = run_preflight(tmp_path, **{MASTER: "sk-master-0123456789", TOKEN: "tok"})
     assert not result.get("failed"), result
+
+
+# --------------------------------------------------------------------------- the clouds
+
+CLOUD = "claude_code_gateway_cloud_credentials"
+HOST_ROLE = "claude_code_gateway_cloud_host_role"
+
+
+@pytest.mark.parametrize("method", ["bedrock", "vertex"])
+def test_a_cloud_without_credentials_names_the_file_and_the_hosts_role(tmp_path: Path, method: str) -> None:
+    result = run_preflight(tmp_path, **{MASTER: "sk-master-0123456789", "claude_code_gateway_auth_method": method})
+    assert result.get("failed") is True, result
+    assert CLOUD in result["msg"] and HOST_ROLE in result["msg"] and f"auth method {method}" in result["msg"]
+    assert (TOKEN in result["msg"]) == (method == "bedrock")  # a Bedrock API key is the third way
+    assert MASTER not in result["msg"]
+
+
+@pytest.mark.parametrize(
+    ("method", "credential"),
+    [
+        ("bedrock", {CLOUD: "[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s3cr3t-value\n"}),
+        ("bedrock", {TOKEN: "ABSK-bedrock-api-key-value"}),
+        ("bedrock", {HOST_ROLE: True}),
+        ("vertex", {CLOUD: '{"type": "service_account", "private_key": "s3cr3t-value"}'}),
+        ("vertex", {HOST_ROLE: True}),
+    ],
+    ids=["bedrock-file", "bedrock-api-key", "bedrock-role", "vertex-file", "vertex-role"],
+)
+def test_a_cloud_with_one_of_its_credentials_passes(tmp_path: Path, method: str, credential: dict[str, Any]) -> None:
+    result = run_preflight(
+        tmp_path, **{MASTER: "sk-master-0123456789", "claude_code_gateway_auth_method": method, **credential}
+    )
+    assert not result.get("failed"), result
+    assert "s3cr3t-value" not in json.dumps(result) and "ABSK-bedrock-api-key-value" not in json.dumps(result)
+
+
+def test_a_token_is_no_vertex_credential(tmp_path: Path) -> None:
+    result = run_preflight(
+        tmp_path, **{MASTER: "sk-master-0123456789", TOKEN: "tok", "claude_code_gateway_auth_method": "vertex"}
+    )
+    assert result.get("failed") is True, result
+    assert CLOUD in result["msg"] and TOKEN not in result["msg"]

@@ -286,7 +286,8 @@ def test_make_exports_the_provider_settings(project: Path) -> None:
         pytest.skip("make is not installed; required under CI=true")
     done = subprocess.run(
         [make, "-s", "-f", "Makefile", "-f", "-", "show-env"],
-        input="show-env:\n\t@env | grep ^LITELLM_ | sort\n",
+        # The provider's settings, and a cloud's (CLAUDE_CODE_USE_*, its region and project).
+        input="show-env:\n\t@env | grep -E '^(LITELLM_|CLAUDE_CODE_USE_|AWS_REGION=|CLOUD_ML_REGION=|ANTHROPIC_VERTEX_)' | sort\n",
         cwd=project,
         capture_output=True,
         text=True,
@@ -303,7 +304,13 @@ def test_unit_settings(project: Path) -> None:
     unit = unit_of(project).read_text()
     assert unit.startswith("#"), "the unit starts with the ansible_managed comment"
     assert "Ansible managed" in "".join(unit.splitlines()[:3])
-    token_env = "CLAUDE_CODE_OAUTH_TOKEN" if recorded["auth_method"] == "oauth_token" else "ANTHROPIC_API_KEY"
+    token_env = {
+        "oauth_token": "CLAUDE_CODE_OAUTH_TOKEN",
+        "api_key": "ANTHROPIC_API_KEY",
+        "bedrock": "AWS_SHARED_CREDENTIALS_FILE",
+        "vertex": "GOOGLE_APPLICATION_CREDENTIALS",
+    }[recorded["auth_method"]]
+    cloud = recorded["auth_method"] in ("bedrock", "vertex")
     listen_host = recorded["listen_host"]
     if recorded.get("lb_host") and listen_host in ("127.0.0.1", "localhost", "::1"):
         listen_host = "0.0.0.0"
@@ -315,13 +322,15 @@ def test_unit_settings(project: Path) -> None:
         f"EnvironmentFile=/etc/{slug}/provider.env",
         f"EnvironmentFile=/etc/{slug}/secrets.env",
         f"Environment=HOME=/var/lib/{slug}",
-        f"Environment={token_env}_FILE=/etc/{slug}/credentials/{token_env}",
+        *([] if cloud else [f"Environment={token_env}_FILE=/etc/{slug}/credentials/{token_env}"]),
         "Restart=on-failure",
         f"ExecStart=/opt/{slug}/venv/bin/litellm --config /etc/{slug}/litellm.yaml"
         f" --host {listen_host} --port {recorded['listen_port']}",
     ):
         assert re.search(rf"^{re.escape(line)}$", unit, re.M), line
     assert not re.search(r"^Environment=.*(LITELLM_MASTER_KEY|_TOKEN|API_KEY)=(?!/)", unit, re.M)
+    if cloud:  # no secrets.env here: no credentials file, the host's role (test_template_auth.py has the rest)
+        assert not re.search(r"^Environment=\S*(_FILE|CREDENTIALS)\S*=", unit, re.M)
 
 
 def _exposure(output: str) -> float:

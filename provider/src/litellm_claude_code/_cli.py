@@ -50,6 +50,12 @@ PASSTHROUGH_VARIABLES = (
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     "NODE_EXTRA_CA_CERTS",
+    # The Claude model each of the CLI's aliases (sonnet, opus, haiku) stands for: on Bedrock
+    # and Vertex, where model ids differ and each must be enabled in the account, pin them
+    # (docs/credentials.md#models-on-bedrock-and-vertex-ai).
+    "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
 )
 
 # Set by the SDK itself on the way to the CLI; harmless, and some change its behaviour.
@@ -252,7 +258,8 @@ def working_directory(state_dir: Path) -> Path:
 def build_environment(
     settings: Settings, launch: Launch, workspace: Workspace, cli: str, max_output_tokens: int | None = None
 ) -> dict[str, str]:
-    """The CLI's whole environment: the allow-list, the credential, the quiet switches."""
+    """The CLI's whole environment: the allow-list, the credential (a token, or a cloud's variables), the quiet
+    switches."""
     env: dict[str, str] = {}
     for name in PASSTHROUGH_VARIABLES:
         value = os.environ.get(name)
@@ -271,9 +278,11 @@ def build_environment(
             "CLAUDE_CONFIG_DIR": str(workspace.config_dir),
             "CLAUDE_CODE_MAX_RETRIES": str(settings.cli_max_retries),
             "API_TIMEOUT_MS": str(settings.api_timeout_ms),
-            launch.credential.variable: launch.credential.value,
         }
     )
+    # The token under its own name, or a cloud's selector with its region, project and files
+    # (:mod:`.credentials`): only what the credential itself names.
+    env.update(launch.credential.environment)
     if max_output_tokens:
         env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(max_output_tokens)
     keep = sorted({*env, *SDK_VARIABLES})

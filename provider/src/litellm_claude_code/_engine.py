@@ -179,7 +179,8 @@ class Engine:
     def launch(self) -> Launch:
         """What processes for a request now are started with: the current credential and upstream."""
         credential = resolve_credential()
-        remember_secret(credential.value)
+        for secret in (credential.value, *credential.secrets):
+            remember_secret(secret)
         return Launch(credential=credential, base_url=os.environ.get("ANTHROPIC_BASE_URL") or None)
 
     def _finish(self, process: EngineProcess, outcome: Outcome | None) -> None:

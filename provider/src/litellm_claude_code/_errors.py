@@ -99,6 +99,10 @@ class CLIFailedError(ClaudeCodeError):
     status = 502
 
 
+# How a Bedrock or Vertex AI credential's setting begins (:attr:`.credentials.Credential.setting`).
+CLOUD_SETTINGS = ("the AWS ", "the Google ", "the Bedrock ")
+
+
 def from_upstream_status(
     status: int | None, detail: str, token_setting: str, *, retry_after: float | None = None
 ) -> ClaudeCodeError:
@@ -109,6 +113,11 @@ def from_upstream_status(
     if status == 401 or status == 403:
         # Worded so that LiteLLM's scrubbing of client-facing messages (which hides anything
         # shaped like "..._TOKEN: value") leaves it readable.
+        if token_setting.startswith(CLOUD_SETTINGS):
+            return UpstreamAuthError(
+                f"The cloud rejected the credentials (HTTP {status}). Check {token_setting}, its permissions and "
+                "that the model is enabled in the region (docs/credentials.md)."
+            )
         return UpstreamAuthError(
             f"Anthropic rejected the credentials (HTTP {status}). Put a valid token (`claude setup-token`) "
             f"or API key in {token_setting}."

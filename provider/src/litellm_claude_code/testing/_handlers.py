@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,19 @@ from litellm_claude_code.testing._cache import (
     Prompt,
     PromptCache,
     analyze,
+)
+from litellm_claude_code.testing._cloud import (
+    BEDROCK_ACTIONS,
+    BEDROCK_ERRORS,
+    BEDROCK_ROUTE,
+    BEDROCK_VERSION,
+    TOKEN_ROUTE,
+    VERTEX_ACTIONS,
+    VERTEX_ROUTE,
+    VERTEX_VERSION,
+    bedrock_frame,
+    sigv4_problem,
+    token_exchange,
 )
 from litellm_claude_code.testing._planner import (
     _last_user_message,
@@ -86,6 +99,29 @@ def _sse(event: str, data: Mapping[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+Frame = Callable[[str, Mapping[str, Any]], bytes]
+
+
+def _api_error(
+    api: str,
+    status: int,
+    err_type: str | None = None,
+    message: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+) -> web.Response:
+    """An error as the API the request came by answers it: Anthropic's JSON, or Bedrock's."""
+    if api != "bedrock":
+        return _error_response(status, err_type, message, headers, request_id)
+    hdrs = dict(headers or {})
+    hdrs["x-amzn-errortype"] = BEDROCK_ERRORS.get(
+        status, "InternalServerException" if status >= 500 else "ValidationException"
+    )
+    if request_id:
+        hdrs.setdefault("x-amzn-requestid", request_id)
+    return web.json_response({"message": message or f"fake {hdrs['x-amzn-errortype']}"}, status=status, headers=hdrs)
+
+
 def _auth(request: web.Request) -> tuple[str | None, str | None]:
     key = request.headers.get("x-api-key")
     if key:
@@ -145,6 +181,7 @@ async def _new_record(request: web.Request, state: _State) -> tuple[dict[str, An
             if isinstance(t, dict) and isinstance(t.get("name"), str)
         ],
         "stream": obj.get("stream") is True,
+        "api": "anthropic",
         "scenario": None,
         "scenario_source": None,
         "cache": None,
@@ -155,7 +192,11 @@ async def _new_record(request: web.Request, state: _State) -> tuple[dict[str, An
     return record, body
 
 
-def _check_auth(state: _State, record: dict[str, Any]) -> web.Response | None:
+def _check_auth(state: _State, record: dict[str, Any], request: web.Request | None = None) -> web.Response | None:
+    if record["api"] == "vertex":
+        return _check_vertex_auth(state, record)
+    if record["api"] == "bedrock" and request is not None:
+        return _check_bedrock_auth(state, record, request)
     auth = record["auth"]
     if auth is None:
         return _error_response(401, message="x-api-key header is required", request_id=record["id"])
@@ -164,6 +205,46 @@ def _check_auth(state: _State, record: dict[str, Any]) -> web.Response | None:
     if accepted is not None and auth not in accepted:
         return _error_response(401, message="invalid x-api-key", request_id=record["id"])
     return None
+
+
+def _check_vertex_auth(state: _State, record: dict[str, Any]) -> web.Response | None:
+    """A Google access token: one this fake's token endpoint issued, or one of ``accept_keys``."""
+    auth = record["auth"] if record["auth_scheme"] == "bearer" else None
+    with state.cond:
+        known = auth is not None and (
+            auth in state.issued or (state.accept_keys is not None and auth in state.accept_keys)
+        )
+    if known:
+        return None
+    message = (
+        "Request is missing required authentication credential (Authorization: Bearer <OAuth 2 access token>)"
+        if auth is None
+        else "Request had invalid authentication credentials (an access token this server did not issue)"
+    )
+    return _error_response(401, "authentication_error", message, request_id=record["id"])
+
+
+def _check_bedrock_auth(state: _State, record: dict[str, Any], request: web.Request) -> web.Response | None:
+    """AWS Signature Version 4 (checked against ``aws_keys`` when set), or a Bedrock API key as Bearer."""
+    if record["auth_scheme"] == "bearer":
+        with state.cond:
+            accepted = state.accept_keys
+        if accepted is None or record["auth"] in accepted:
+            return None
+        return _api_error(
+            "bedrock", 403, message="Invalid API Key format or unknown Bedrock API key", request_id=record["id"]
+        )
+    with state.cond:
+        aws_keys = dict(state.aws_keys) if state.aws_keys is not None else None
+    with state.cond:
+        raw = record.pop("_raw", b"")
+    key_id, problem = sigv4_problem(
+        request.method, request.raw_path.split("?", 1)[0], request.query_string, record["headers"], raw, aws_keys
+    )
+    state.update(record, auth=key_id, auth_scheme="sigv4" if key_id else None, sigv4_problem=problem)
+    if problem is None:
+        return None
+    return _api_error("bedrock", 403, message=problem, request_id=record["id"])
 
 
 def _validate_body(body: Any, *, need_max_tokens: bool) -> str | None:
@@ -252,14 +333,19 @@ def _abort(request: web.Request) -> None:
 
 
 async def _stream(
-    request: web.Request, plan: _Plan, cache: CacheUsage, record: dict[str, Any]
+    request: web.Request, plan: _Plan, cache: CacheUsage, record: dict[str, Any], frame: Frame = _sse
 ) -> tuple[web.StreamResponse, str]:
-    """Write the SSE events one by one, flushing each (true incremental streaming)."""
+    """Write the events one by one, flushing each (true incremental streaming): SSE, or with
+    ``frame=bedrock_frame`` Bedrock's event stream."""
+    _sse = frame
     usage = _usage(plan, cache)
+    content_type = (
+        "application/vnd.amazon.eventstream" if frame is bedrock_frame else "text/event-stream; charset=utf-8"
+    )
     resp = web.StreamResponse(
         status=200,
         headers={
-            "content-type": "text/event-stream; charset=utf-8",
+            "content-type": content_type,
             "cache-control": "no-cache",
             "request-id": record["id"],
             **plan.headers,
@@ -455,13 +541,21 @@ async def _messages(request: web.Request) -> web.StreamResponse:
 
 
 async def _answer(
-    request: web.Request, state: _State, record: dict[str, Any], body: Any
+    request: web.Request,
+    state: _State,
+    record: dict[str, Any],
+    body: Any,
+    *,
+    stream: bool | None = None,
+    frame: Frame = _sse,
 ) -> tuple[web.StreamResponse, str]:
-    if denied := _check_auth(state, record):
+    """Answer one Messages request; ``stream`` (Vertex, Bedrock) is the route's, not the body's."""
+    api = record["api"]
+    if not record.get("_authenticated") and (denied := _check_auth(state, record, request)):
         return denied, "unauthenticated"
     count_only = request.path.endswith("/count_tokens")
     if problem := _validate_body(body, need_max_tokens=not count_only):
-        return _error_response(400, message=problem, request_id=record["id"]), "invalid_request"
+        return _api_error(api, 400, message=problem, request_id=record["id"]), "invalid_request"
     if count_only:
         return web.json_response({"input_tokens": estimate_input_tokens(body)}), "ok"
     try:
@@ -483,12 +577,12 @@ async def _answer(
         if "retry_after" in err:
             ra = err["retry_after"]
             headers["retry-after"] = str(int(ra)) if _is_number(ra) and float(ra).is_integer() else str(ra)
-        resp = _error_response(status, err.get("type"), err.get("message"), headers, record["id"])
+        resp = _api_error(api, status, err.get("type"), err.get("message"), headers, record["id"])
         _apply_should_retry(resp, scenario)
         return resp, "error"
     cache = _simulate_cache(state, record, body, prompt)
-    if body.get("stream") is True:
-        return await _stream(request, plan, cache, record)
+    if (body.get("stream") is True) if stream is None else stream:
+        return await _stream(request, plan, cache, record, frame)
     if plan.drop_after is not None:
         await _sleep(plan.token_delay * plan.drop_after)
         _abort(request)
@@ -513,6 +607,105 @@ async def _answer(
 def _apply_should_retry(resp: web.StreamResponse, scenario: Scenario) -> None:
     if "should_retry" in scenario:
         resp.headers["x-should-retry"] = "true" if scenario["should_retry"] else "false"
+
+
+def _cloud_body(body: Any, version: str, model: str) -> tuple[Any, str | None]:
+    """The body as the Messages API would take it (the model from the URL), or what is wrong with it."""
+    if not isinstance(body, dict):
+        return body, "request body must be a JSON object"
+    if body.get("anthropic_version") != version:
+        return body, f"anthropic_version: must be {version!r}, got {body.get('anthropic_version')!r}"
+    if "model" in body:
+        return body, "model: Extra inputs are not permitted (the model is named in the URL)"
+    return {**body, "model": model}, None
+
+
+async def _cloud_messages(
+    request: web.Request, api: str, model: str, stream: bool, version: str, where: Mapping[str, str]
+) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    record, body = await _new_record(request, state)
+    state.update(record, api=api, model=model, _raw=await request.read(), **where)
+    resp: web.StreamResponse
+    if denied := _check_auth(state, record, request):
+        resp, outcome = denied, "unauthenticated"
+    else:
+        body, problem = _cloud_body(body, version, model)
+        if problem is not None:
+            resp, outcome = _api_error(api, 400, message=problem, request_id=record["id"]), "invalid_request"
+        else:
+            resp, outcome = await _answer_authenticated(request, state, record, body, stream, api)
+    with state.cond:
+        record.pop("_raw", None)
+    state.update(record, status=resp.status, outcome=outcome)
+    LOG.info(
+        "%s %s api=%s model=%s stream=%s auth=%s:%s status=%s outcome=%s",
+        request.method,
+        request.path_qs,
+        api,
+        model,
+        stream,
+        record["auth_scheme"] or "none",
+        _fingerprint(record["auth"]),
+        resp.status,
+        outcome,
+    )
+    return resp
+
+
+async def _answer_authenticated(
+    request: web.Request, state: _State, record: dict[str, Any], body: Any, stream: bool, api: str
+) -> tuple[web.StreamResponse, str]:
+    """:func:`_answer` past its authentication check (done already, by the cloud's own rules)."""
+    record["_authenticated"] = True
+    try:
+        return await _answer(
+            request, state, record, body, stream=stream, frame=bedrock_frame if api == "bedrock" else _sse
+        )
+    finally:
+        record.pop("_authenticated", None)
+
+
+async def _vertex(request: web.Request) -> web.StreamResponse:
+    model, _, action = request.match_info["target"].rpartition(":")
+    if action not in VERTEX_ACTIONS or not model:
+        return await _unknown(request)
+    where = {"project": request.match_info["project"], "region": request.match_info["region"]}
+    return await _cloud_messages(request, "vertex", model, VERTEX_ACTIONS[action], VERTEX_VERSION, where)
+
+
+async def _bedrock(request: web.Request) -> web.StreamResponse:
+    action = request.match_info["action"]
+    if action not in BEDROCK_ACTIONS:
+        return await _unknown(request)
+    model = request.match_info["model"]
+    return await _cloud_messages(request, "bedrock", model, BEDROCK_ACTIONS[action], BEDROCK_VERSION, {})
+
+
+async def _bedrock_inference_profiles(request: web.Request) -> web.Response:
+    """ListInferenceProfiles, which the CLI asks before its first request: none of its own here."""
+    state = request.app[STATE_KEY]
+    record, _ = await _new_record(request, state)
+    state.update(record, api="bedrock", status=200, outcome="ok")
+    return web.json_response({"inferenceProfileSummaries": []})
+
+
+async def _token(request: web.Request) -> web.Response:
+    """Google's STS token exchange: a subject token (from the credentials file) for an access token."""
+    state = request.app[STATE_KEY]
+    record, _ = await _new_record(request, state)
+    form = {name: str(value) for name, value in (await request.post()).items()}
+    with state.cond:
+        accepted = state.accept_keys
+    status, answer = token_exchange(form, accepted)
+    with state.cond:
+        if status == 200:
+            state.issued.add(answer["access_token"])
+    subject = form.get("subject_token")
+    state.update(record, api="google-sts", auth=subject, auth_scheme="subject_token" if subject else None)
+    state.update(record, status=status, outcome="ok" if status == 200 else "unauthenticated")
+    LOG.info("POST %s token exchange subject=%s status=%s", request.path, _fingerprint(subject), status)
+    return web.json_response(answer, status=status)
 
 
 async def _unknown(request: web.Request) -> web.StreamResponse:
@@ -647,6 +840,10 @@ def _make_app(state: _State) -> web.Application:
     app[STATE_KEY] = state
     app.router.add_post("/v1/messages", _messages)
     app.router.add_post("/v1/messages/count_tokens", _messages)
+    app.router.add_post(VERTEX_ROUTE, _vertex)
+    app.router.add_post(BEDROCK_ROUTE, _bedrock)
+    app.router.add_get("/inference-profiles", _bedrock_inference_profiles)
+    app.router.add_post(TOKEN_ROUTE, _token)
     app.router.add_get("/_fake/requests", _ctl_requests_get)
     app.router.add_delete("/_fake/requests", _ctl_requests_delete)
     app.router.add_get("/_fake/scenarios", _ctl_scenarios_get)

@@ -9,7 +9,7 @@ import asyncio
 import copy
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -49,14 +49,17 @@ class FakeAnthropicServer:
         cache: bool = True,
         cache_min_tokens: int = DEFAULT_MIN_TOKENS,
         cache_clock: Callable[[], float] = time.monotonic,
+        aws_keys: Mapping[str, str] | None = None,
     ) -> None:
         """``cache=False`` turns the prompt-cache simulation off (all input uncached);
         ``cache_min_tokens`` is the shortest cacheable prefix; ``cache_clock`` (a
-        monotonic clock in seconds) lets a test expire entries without sleeping."""
+        monotonic clock in seconds) lets a test expire entries without sleeping.
+        ``aws_keys`` (access key id -> secret key) makes the Bedrock routes verify each
+        request's SigV4 signature (:mod:`._cloud`); without, only its form is checked."""
         base: Scenario = {"tokens": tokens, "token_delay": token_delay}
         base.update(default or {})
         prompt_cache = PromptCache(cache_min_tokens, cache_clock) if cache else None
-        self._state = _State(base, accept_keys, prompt_cache)
+        self._state = _State(base, accept_keys, prompt_cache, dict(aws_keys) if aws_keys is not None else None)
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -173,6 +176,12 @@ class FakeAnthropicServer:
     def messages_requests(self) -> list[dict[str, Any]]:
         """Only the ``POST /v1/messages`` requests (what most tests assert on)."""
         return [r for r in self.requests("/v1/messages") if r["method"] == "POST"]
+
+    def cloud_requests(self, api: str) -> list[dict[str, Any]]:
+        """The Messages requests that came by ``api`` (``"vertex"`` or ``"bedrock"``): their
+        ``model``, ``project`` and ``region`` are from the URL, ``auth`` is the access token
+        (Vertex) or the access key id (Bedrock's SigV4, ``auth_scheme`` ``"sigv4"``)."""
+        return [r for r in self.requests() if r.get("api") == api and r["method"] == "POST"]
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until at least ``count`` requests were logged (for other threads)."""

@@ -24,8 +24,18 @@ class _State:
     thread and test threads (hence one lock for everything).  The prompt cache
     (``None``: caching disabled) has its own lock, see :class:`PromptCache`."""
 
-    def __init__(self, default: Scenario, accept_keys: Iterable[str] | None, cache: PromptCache | None = None) -> None:
+    def __init__(
+        self,
+        default: Scenario,
+        accept_keys: Iterable[str] | None,
+        cache: PromptCache | None = None,
+        aws_keys: dict[str, str] | None = None,
+    ) -> None:
         self.cache = cache
+        # Bedrock: access key id -> secret key, to verify SigV4 signatures (None: form only).
+        self.aws_keys = aws_keys
+        # Google access tokens the fake's token endpoint issued (Vertex accepts those).
+        self.issued: set[str] = set()
         self.cond = threading.Condition()
         self.requests: list[dict[str, Any]] = []
         self.queue: deque[Scenario] = deque()
