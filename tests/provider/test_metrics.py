@@ -83,3 +83,31 @@ def test_metrics_need_the_master_key(metrics_proxy: Proxy) -> None:
         follow_redirects=True,
     )
     assert wrong.status_code == 401, wrong.text[:500]
+
+
+def test_a_window_without_a_utilisation_makes_no_series() -> None:
+    """``-`` (no window reported) or ``five_hour:rejected`` set no gauge: no series at 0 appears."""
+    from dataclasses import dataclass
+
+    from litellm_claude_code import _metrics
+    from prometheus_client import REGISTRY
+
+    @dataclass
+    class Record:
+        model: str = "sonnet"
+        status: int = 200
+        warm: bool = True
+        cold_reason: str | None = None
+        ttft_ms: float | None = 10.0
+        total_ms: float = 20.0
+        rate_limit: str | None = None
+
+    for field in ("-", "five_hour:rejected", "", "seven_day:0.25"):
+        _metrics.observe(Record(rate_limit=field))
+    windows = {
+        sample.labels["window"]: sample.value
+        for family in REGISTRY.collect()
+        if family.name == "claude_code_subscription_window_utilization"
+        for sample in family.samples
+    }
+    assert windows == {"seven_day": 0.25}

@@ -102,9 +102,13 @@ def observe(record: _Record) -> None:
     if record.ttft_ms is not None:
         m["ttft"].labels(record.model).observe(record.ttft_ms / 1000)
     m["duration"].labels(record.model).observe(record.total_ms / 1000)
+    # ``five_hour:0.82,seven_day:0.40``; ``-`` or ``five_hour:rejected`` carry no utilisation
+    # and must not create a series (labels() alone would, with a value of 0).
     for item in (record.rate_limit or "").split(","):
         window, _, value = item.partition(":")
         try:
-            m["window"].labels(window.strip()).set(float(value))
+            utilization = float(value)
         except ValueError:
             continue
+        if window.strip():
+            m["window"].labels(window.strip()).set(utilization)
