@@ -60,6 +60,19 @@ SUITE_ANSWERS: dict[str, dict[str, Any]] = {
 }
 
 
+# tests/test_compose.py (docker-compose.yml: up, a person's key streams, Prometheus scrapes, down)
+# runs in one answer set: it adds about two minutes, and the file differs between the sets only
+# in the port, which the render tests check.
+COMPOSE_SUITE = "defaults"
+COMPOSE_TESTS = (
+    "test_a_persons_key_streams_through_the_compose_gateway",
+    "test_prometheus_scraped_the_gateway",
+    "test_every_dashboard_query_is_valid_promql",
+    "test_redis_needs_its_password_and_shows_it_nowhere",
+    "test_only_loopback_ports_are_published",
+)
+
+
 def docker_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -97,6 +110,7 @@ class SuiteRun:
     images_before: set[str]
     images_built: list[str] = field(default_factory=list)
     build_seconds: float | None = None  # as the generated conftest reported it
+    answers_id: str = ""  # the SUITE_ANSWERS key
 
     def tail(self) -> str:
         return f"{self.stdout[-6000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
@@ -160,7 +174,7 @@ def project_slug(project: Path) -> str:
     return str(yaml.safe_load((project / ".copier-answers.yml").read_text())["project_slug"])
 
 
-def run_generated_suite(project: Path, base: str, tmp: Path, run_id: str) -> SuiteRun:
+def run_generated_suite(project: Path, base: str, tmp: Path, run_id: str, extra_args: tuple[str, ...] = ()) -> SuiteRun:
     slug = project_slug(project)
     junit = tmp / "junit.xml"
     env = {
@@ -187,6 +201,7 @@ def run_generated_suite(project: Path, base: str, tmp: Path, run_id: str) -> Sui
         f"--junitxml={junit}",
         "-o",
         "junit_logging=system-out",
+        *extra_args,
     ]
     images_before = gateway_images(slug)
     started = time.monotonic()
@@ -246,7 +261,9 @@ def suite_run(
     wheelhouse_seconds = time.monotonic() - started
     run_id = uuid.uuid4().hex[:12]
     image_janitor.append((project_slug(project), run_id))
-    result = run_generated_suite(project, base_image, tmp_path_factory.mktemp(f"suite-{request.param}"), run_id)
+    extra = () if request.param == COMPOSE_SUITE else ("--deselect", "tests/test_compose.py")
+    result = run_generated_suite(project, base_image, tmp_path_factory.mktemp(f"suite-{request.param}"), run_id, extra)
+    result.answers_id = request.param
     print(
         f"\n[{request.param}] wheelhouse {wheelhouse_seconds:.0f} s, generated suite {result.seconds:.0f} s "
         f"(image build {result.build_seconds} s): {json.dumps(result.summary)}, images built {result.images_built}"
@@ -298,6 +315,9 @@ def test_end_to_end_tests_really_ran(suite_run: SuiteRun) -> None:
         assert f"tests.test_gateway::{name}" in passed, name
     faults = {k for k in passed if k.startswith("tests.test_gateway::test_upstream_faults_map_to_statuses[")}
     assert len(faults) >= 4, faults
+    if suite_run.answers_id == COMPOSE_SUITE:
+        for name in COMPOSE_TESTS:
+            assert f"tests.test_compose::{name}" in passed, name
 
 
 def test_gateway_image_built_once(suite_run: SuiteRun) -> None:

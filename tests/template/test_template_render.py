@@ -416,9 +416,9 @@ def test_make_key_issues_a_key_once_and_stores_its_hash(default_project: Path, t
     assert done.returncode == 0, done.stdout + done.stderr
     key = done.stdout.strip()
     assert re.fullmatch(r"sk-cc-[A-Za-z0-9_-]{40,}", key), done.stdout
-    store = (tmp_path / "keys.json").read_text()
+    store = (tmp_path / "keys" / "keys.json").read_text()  # the directory docker-compose.yml mounts
     assert key not in store and hashlib.sha256(key.encode()).hexdigest() in store
-    assert stat.S_IMODE((tmp_path / "keys.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "keys" / "keys.json").stat().st_mode) == 0o640
     listing = subprocess.run([*make, "keys"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
     assert "alice\tactive" in listing and "models=haiku" in listing and key not in listing
     assert "keys.json" in (default_project / ".gitignore").read_text()
