@@ -10,6 +10,9 @@ Environment:
   LCC_PACKAGE_SOURCE   pypi | wheelhouse (default: wheelhouse when ./wheelhouse holds wheels,
                        else the project's answer, PACKAGE_SOURCE below)
   LCC_GATEWAY_IMAGE    use this image instead of building one
+  LCC_COMPOSE_SERVICES_IMAGE  Redis and Prometheus image of tests/test_compose.py (default: built
+                       from LCC_BASE_IMAGE with Debian's packages when that is set, else the
+                       compose file's own images)
   LCC_TEST_RUN_ID      value of the RUN_LABEL label put on the image built, the network and
                        the containers (default: random), so that a wrapper can remove what a
                        run left behind: docker rm -f $(docker ps -aq --filter label=...)
@@ -254,6 +257,8 @@ def fake_upstream(gateway_image: str, docker_network: Any) -> Iterator[FakeUpstr
                 str(FAKE_PORT),
             ]
         )
+        # The image's litellm would otherwise try to download its cost map first (seconds).
+        .with_env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .with_network(docker_network)
         .with_network_aliases(FAKE_ALIAS)
         .with_kwargs(labels=LABELS)
