@@ -266,7 +266,8 @@ def fake_upstream(gateway_image: str, docker_network: Any) -> Iterator[FakeUpstr
     )
     with container:
         url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(FAKE_PORT)}"
-        _wait_http(f"{url}/_fake/health", 60, container)
+        # Generous: on a loaded 2-core host its Python start alone took over a minute.
+        _wait_http(f"{url}/_fake/health", 180, container)
         yield FakeUpstream(url)
 
 
