@@ -183,8 +183,8 @@ def assert_clean(report: Any, name: str, fleet: Fleet) -> None:
 def overloaded(converged: Fleet) -> Iterator[dict[str, Any]]:
     """gw1 with QUEUE_TIMEOUT lowered for the module, restored (and restarted) afterwards."""
     fleet = converged
-    set_queue_timeout(fleet, QUEUE_TIMEOUT)
     try:
+        set_queue_timeout(fleet, QUEUE_TIMEOUT)
         yield {"fleet": fleet, "url": f"http://{fleet.ips[GW]}:4000"}
     finally:
         set_queue_timeout(fleet, None)
