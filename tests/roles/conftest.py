@@ -163,7 +163,7 @@ def rendered_project(workdir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def wheelhouse(rendered_project: Path) -> Path:
-    """The project's wheelhouse, as `make wheelhouse` builds it; dependency wheels cached across runs."""
+    """The project's wheelhouse, built by the project's own `make wheelhouse` (tests/support/wheelhouse.py)."""
     if REUSE:
         return rendered_project / "wheelhouse"
     return fill_wheelhouse(rendered_project)

@@ -1,4 +1,4 @@
-"""Docker helpers: engine availability, local base images, the host-built wheelhouse.
+"""Docker helpers: engine availability, local base images.
 
 Importable by every test suite (``from tests.support.docker import ...``):
 
@@ -6,7 +6,8 @@ Importable by every test suite (``from tests.support.docker import ...``):
 - :func:`base_image` / :func:`systemd_image` name the local Debian images that
   ``tests/images/build-base-images.sh`` (:data:`BUILD_BASE_IMAGES`) builds without a registry.
 
-The wheelhouse the containers install from is built by :mod:`tests.support.wheelhouse`.
+The wheelhouse the containers install from is the project's own ``make wheelhouse``
+(:mod:`tests.support.wheelhouse`).
 
 Environment: ``LCC_BASE_IMAGE``, ``LCC_SYSTEMD_IMAGE`` (image names).
 """

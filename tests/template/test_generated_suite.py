@@ -1,12 +1,13 @@
 """The generated project's own test suite, run from here against Docker, passes.
 
 For each answer set: render the template (from the tagged copy of the working tree), fill the
-project's wheelhouse from the host (containers cannot be assumed to reach a registry), then run
-the project's own ``python -m pytest`` in its directory, as its CI would: the suite builds the
-gateway image once from the generated Dockerfile on the local Debian base image, starts the
-fake Anthropic upstream and the proxy on a private Docker network, and drives them with the
-official openai client. We read its JUnit report and summary line: no failure, no error, no
-skip but the opt-in live test, and enough end-to-end tests passed that an empty run cannot pass.
+project's wheelhouse with its own ``make wheelhouse`` (containers cannot be assumed to reach a
+registry), then run the project's own ``python -m pytest`` in its directory, as its CI would:
+the suite builds the gateway image once from the generated Dockerfile on the local Debian base
+image, starts the fake Anthropic upstream and the proxy on a private Docker network, and drives
+them with the official openai client. We read its JUnit report and summary line: no failure, no
+error, no skip but the opt-in live test, and enough end-to-end tests passed that an empty run
+cannot pass.
 
 Every container, network and image the run creates carries the label ``<slug>.test-run=<id>``
 (``LCC_TEST_RUN_ID``); they are removed afterwards, also when the run fails or times out:
