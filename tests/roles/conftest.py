@@ -181,6 +181,8 @@ class Fleet:
     upstream_host: str
     master_key: str
     token: str
+    # Tokens the fleet had before a rotation (a test that rotates appends the old one).
+    retired_tokens: list[str] = field(default_factory=list)
     containers: dict[str, str] = field(default_factory=dict)
     ips: dict[str, str] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
@@ -290,6 +292,19 @@ class Fleet:
     @property
     def lb_url(self) -> str:
         return f"http://{self.ips[LB]}"
+
+    def hosts_of(self, upstream_addr: str) -> list[str]:
+        """The gateways nginx tried for one request, in order, from its ``X-Upstream-Addr`` header.
+
+        The header is nginx's ``$upstream_addr``: ``IP:port`` per try, ``, `` between tries (the
+        last one answered), `` : `` between upstream groups. An address of no fleet host fails.
+        """
+        by_address = {f"{ip}:4000": host for host, ip in self.ips.items()}
+        tried = [addr.strip() for addr in re.split(r"[,:]\s", upstream_addr) if addr.strip()]
+        assert tried, f"no upstream address in {upstream_addr!r} (claude_code_lb_expose_upstream_header off?)"
+        unknown = [addr for addr in tried if addr not in by_address]
+        assert not unknown, f"{upstream_addr!r}: {unknown} is no gateway of the fleet ({by_address})"
+        return [by_address[addr] for addr in tried]
 
     def upstream(self, path: str) -> Any:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.upstream_port}{path}", timeout=10) as resp:
