@@ -17,6 +17,7 @@ from litellm_claude_code._errors import (
     QueueFullError,
     RateLimitedError,
     RequestTimeoutError,
+    StateDirectoryError,
     UpstreamAuthError,
     UpstreamOverloadedError,
     UpstreamServerError,
@@ -67,6 +68,7 @@ def test_from_upstream_status_table(upstream: int | None, error_class: type, cli
         (CLINotFoundError, 500),
         (ConfigurationError, 500),
         (CLIFailedError, 502),
+        (StateDirectoryError, 503),
     ],
 )
 def test_each_error_class_has_its_status(error_class: type[ClaudeCodeError], status: int) -> None:

@@ -29,6 +29,7 @@ PUBLIC = {
     "RequestTimeoutError",
     "Settings",
     "SettingsError",
+    "StateDirectoryError",
     "UpstreamAuthError",
     "UpstreamOverloadedError",
     "UpstreamServerError",

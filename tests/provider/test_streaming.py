@@ -16,6 +16,7 @@ from litellm_claude_code._errors import (
     ClaudeCodeError,
     CLIFailedError,
     RateLimitedError,
+    RequestTimeoutError,
     UpstreamAuthError,
     UpstreamOverloadedError,
     UpstreamServerError,
@@ -357,3 +358,21 @@ async def test_max_turns_result_is_not_an_error() -> None:
 async def test_error_detail_is_bounded() -> None:
     error, _ = await error_of([result(is_error=True, api_error_status=500, text="x" * 10_000)])
     assert len(str(error)) < 700
+
+
+@pytest.mark.parametrize("assistant_error", [None, "server_error", "unknown"])
+async def test_an_upstream_that_never_answered_is_a_gateway_timeout(assistant_error: str | None) -> None:
+    """The CLI's API_TIMEOUT_MS ran out (a black hole upstream): 504, and not in words LiteLLM makes a 408 of."""
+    detail = (
+        "Request timed out. If the API is slow to answer, or a proxy or gateway holds responses, "
+        "set API_TIMEOUT_MS above 4000."
+    )
+    messages = (
+        [assistant("", error=assistant_error), result(is_error=True, subtype="error_during_execution", text=detail)]
+        if assistant_error
+        else [result(is_error=True, subtype="error_during_execution", text=detail)]
+    )
+    error, parts = await error_of(messages)
+    assert isinstance(error, RequestTimeoutError) and error.status_code == 504
+    assert "request timed out" not in str(error).lower() and "API_TIMEOUT_MS" in str(error)
+    assert parts == []

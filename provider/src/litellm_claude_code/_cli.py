@@ -16,6 +16,7 @@ Safe by default, whatever the request says:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -28,7 +29,7 @@ from pathlib import Path
 from claude_agent_sdk import ClaudeAgentOptions
 
 from ._credentials import Credential
-from ._errors import CLINotFoundError, ConfigurationError
+from ._errors import ClaudeCodeError, CLINotFoundError, ConfigurationError, StateDirectoryError
 from ._reasoning import Reasoning
 from ._settings import Settings
 from ._tools import SERVER, ToolSet, hooks, mcp_server
@@ -102,6 +103,22 @@ exec "$lcc_cli" "$@"
 """
 
 
+# A full or read-only filesystem passes (space is freed, the filesystem is made writable again):
+# a 503 that names the path, and the next request tries again. Anything else is a setting to fix.
+_PASSING_ERRNOS = {errno.ENOSPC: "full", errno.EDQUOT: "over its quota", errno.EROFS: "read-only"}
+
+
+def state_dir_error(path: Path, exc: OSError, doing: str, fix: str) -> ClaudeCodeError:
+    """The error for an ``OSError`` met while ``doing`` something under the state directory."""
+    condition = _PASSING_ERRNOS.get(exc.errno or 0)
+    if condition is not None:
+        return StateDirectoryError(
+            f"Cannot {doing} {path}: the filesystem is {condition} ({exc.strerror}). Free space in (or make "
+            "writable) the state directory, LITELLM_CLAUDE_CODE_STATE_DIR; the gateway serves again by itself."
+        )
+    return ConfigurationError(f"Cannot {doing} {path} ({exc.strerror}). {fix}")
+
+
 def bundled_cli_path() -> Path:
     """The CLI binary shipped inside the claude-agent-sdk wheel."""
     import claude_agent_sdk
@@ -140,9 +157,11 @@ def install_launcher(state_dir: Path) -> Path:
         tmp.chmod(stat.S_IRWXU)
         tmp.replace(path)
     except OSError as exc:
-        raise ConfigurationError(
-            f"Cannot write under the state directory {state_dir} ({exc.strerror}). Set LITELLM_CLAUDE_CODE_STATE_DIR "
-            "to a directory the service user owns."
+        raise state_dir_error(
+            state_dir,
+            exc,
+            "write under the state directory",
+            "Set LITELLM_CLAUDE_CODE_STATE_DIR to a directory the service user owns.",
         ) from None
     return path
 
@@ -213,9 +232,11 @@ class Workspace:
             for directory in (workspace.home, workspace.tmp, workspace.config_dir):
                 directory.mkdir(mode=0o700)
         except OSError as exc:
-            raise ConfigurationError(
-                f"Cannot create a workspace under {state_dir} ({exc.strerror}). Set LITELLM_CLAUDE_CODE_STATE_DIR to "
-                "a writable directory."
+            raise state_dir_error(
+                state_dir,
+                exc,
+                "create a workspace under",
+                "Set LITELLM_CLAUDE_CODE_STATE_DIR to a writable directory.",
             ) from None
         return workspace
 
@@ -248,9 +269,11 @@ def working_directory(state_dir: Path) -> Path:
             )
         path.chmod(0o500)
     except OSError as exc:
-        raise ConfigurationError(
-            f"Cannot prepare the working directory {path} ({exc.strerror}). Set LITELLM_CLAUDE_CODE_STATE_DIR to a "
-            "directory the service user owns."
+        raise state_dir_error(
+            path,
+            exc,
+            "prepare the working directory",
+            "Set LITELLM_CLAUDE_CODE_STATE_DIR to a directory the service user owns.",
         ) from None
     return path.resolve()
 

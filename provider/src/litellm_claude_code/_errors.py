@@ -93,6 +93,16 @@ class ConfigurationError(ClaudeCodeError):
     status = 500
 
 
+class StateDirectoryError(ClaudeCodeError):
+    """The state directory is full or read-only (503): the service serves again once it is writable.
+
+    Not a configuration mistake (that is :class:`ConfigurationError`, 500) but a condition of the
+    host that passes: the message names the path and what is wrong with it.
+    """
+
+    status = 503
+
+
 class CLIFailedError(ClaudeCodeError):
     """The CLI process failed for a reason it did not classify (502)."""
 

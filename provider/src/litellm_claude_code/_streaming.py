@@ -10,6 +10,7 @@ totals are exact.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from ._errors import (
     ClaudeCodeError,
     CLIFailedError,
     RateLimitedError,
+    RequestTimeoutError,
     UpstreamAuthError,
     UpstreamOverloadedError,
     UpstreamServerError,
@@ -177,9 +179,22 @@ def _result_error(
         return from_upstream_status(429, detail, token_setting, retry_after=retry_after)
     if assistant_error == "authentication_failed":
         return from_upstream_status(401, detail, token_setting)
+    if assistant_error in (None, "server_error", "unknown") and _CLI_TIMEOUT.search(detail):
+        return RequestTimeoutError(_UPSTREAM_NO_ANSWER)
     if assistant_error in _ASSISTANT_ERRORS:
         return _ASSISTANT_ERRORS[assistant_error](f"Claude Code reported {assistant_error}: {detail}")
     return CLIFailedError(f"Claude Code failed ({result.subtype}): {detail}")
+
+
+# The CLI's words when an upstream call got no answer within API_TIMEOUT_MS (its last retry
+# included): a gateway timeout (504), not a bad gateway. The CLI's own text is not passed on:
+# LiteLLM turns any error that says "Request timed out" into a 408, a client's fault.
+_CLI_TIMEOUT = re.compile(r"request timed out|\bETIMEDOUT\b", re.IGNORECASE)
+_UPSTREAM_NO_ANSWER = (
+    "The upstream API did not answer within LITELLM_CLAUDE_CODE_API_TIMEOUT_MS (each of the CLI's attempts, "
+    "LITELLM_CLAUDE_CODE_CLI_MAX_RETRIES retries). Check the network to the upstream (ANTHROPIC_BASE_URL, "
+    "HTTPS_PROXY), or raise the timeout for a slow one."
+)
 
 
 # Stop reasons after which the CLI would send a follow-up request of its own ("resume",
