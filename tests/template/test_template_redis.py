@@ -84,7 +84,8 @@ def test_make_secrets_writes_a_redis_password_the_variables_pick_up(with_redis: 
     lines = dict(line.split("=", 1) for line in secrets_env.read_text().splitlines() if "=" in line and line[0] != "#")
     password = lines["REDIS_PASSWORD"]
     assert PASSWORD.match(password), "make secrets wrote a password the Redis role refuses"
-    assert password not in done.stdout + done.stderr
+    printed = password in done.stdout + done.stderr  # a bool: a failure cannot print the password
+    assert not printed, "make secrets printed the password"
     # What the gateways and the Redis host get, resolved by Ansible from group_vars, in a playbook
     # of the project's ansible/ (debug runs on the controller: no host is contacted).
     names = {
