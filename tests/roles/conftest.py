@@ -3,7 +3,7 @@
 One converge per test session (session-scoped ``fleet`` and ``converged``), shared by every
 ``test_fleet*.py`` module: the modules run in file-name order and each leaves the fleet healthy
 (and its settings as converged) for the next. Render a project from the template
-(2 gateways + 1 load balancer, wheelhouse mode), start three systemd containers on a private
+(2 gateways + 1 load balancer + 1 Redis, wheelhouse mode), start four systemd containers on a private
 Docker network and the fake Anthropic upstream on the Docker host, then run
 ``ansible-playbook -i ansible/inventory.yml -i <docker hosts> ansible/site.yml`` from the
 project, exactly as an operator would (plus a connection inventory and test variables).
@@ -62,6 +62,8 @@ SYSTEMD_RUN_FLAGS = [
 ]
 GATEWAYS = ("gw1", "gw2")
 LB = "lb1"
+# Redis shared by the gateways (roles/claude_code_redis): per-key limits count across the fleet.
+REDIS = "redis1"
 SLUG = "lcc-fleet"
 REUSE = os.environ.get("LCC_FLEET_REUSE", "")
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -154,6 +156,7 @@ def rendered_project(workdir: Path) -> Path:
         "project_slug": SLUG,
         "gateway_hosts": list(GATEWAYS),
         "lb_host": LB,
+        "redis_host": REDIS,
         "package_source": "wheelhouse",
         # A fixed cap (not derived from the host) so the load tests know where refusals begin.
         "max_concurrency": 4,
@@ -186,6 +189,7 @@ class Fleet:
     containers: dict[str, str] = field(default_factory=dict)
     ips: dict[str, str] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    redis_password: str = field(default_factory=lambda: "redis-fleet-" + secrets.token_urlsafe(16))
 
     # ---- ansible
     def vars_file(self) -> Path:
@@ -199,6 +203,9 @@ class Fleet:
             },
             "claude_code_gateway_health_timeout": 120,
             "claude_code_lb_expose_upstream_header": True,
+            "claude_code_redis_password": self.redis_password,
+            # Debian's unit sets PrivateUsers=true, which these containers cannot do (217/USER).
+            "claude_code_redis_private_users": False,
         }
         path.write_text(json.dumps(data))
         path.chmod(0o600)
@@ -360,9 +367,9 @@ def fleet(
         token="sk-ant-oat01-fleet-" + secrets.token_urlsafe(16),
     )
     try:
-        for host in (*GATEWAYS, LB):
+        for host in (*GATEWAYS, LB, REDIS):
             fleet.start_host(host, systemd_image)
-        for host in (*GATEWAYS, LB):
+        for host in (*GATEWAYS, LB, REDIS):
             fleet.wait_host(host)
         hosts = {
             "all": {
@@ -373,6 +380,7 @@ def fleet(
                 "children": {
                     "gateways": {"hosts": {h: {"ansible_host": fleet.containers[h]} for h in GATEWAYS}},
                     "lb": {"hosts": {LB: {"ansible_host": fleet.containers[LB]}}},
+                    "redis": {"hosts": {REDIS: {"ansible_host": fleet.containers[REDIS]}}},
                 },
             }
         }

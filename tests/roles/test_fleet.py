@@ -26,6 +26,7 @@ pytestmark = pytest.mark.fleet
 # The answers tests/roles/conftest.py renders the project with.
 GATEWAYS = ("gw1", "gw2")
 LB = "lb1"
+REDIS = "redis1"
 SLUG = "lcc-fleet"
 Fleet = Any  # tests/roles/conftest.py: Fleet
 
@@ -51,7 +52,7 @@ def complete(fleet: Fleet, text: str = "hello", timeout: float = 120) -> tuple[d
 
 def test_converge(converged: Fleet) -> None:
     recap = converged.runs[0]["recap"]
-    assert set(recap) == {*GATEWAYS, LB}
+    assert set(recap) == {*GATEWAYS, LB, REDIS}
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values()), recap
 
 
@@ -59,7 +60,7 @@ def test_idempotent(converged: Fleet) -> None:
     second = converged.playbook()
     assert second["rc"] == 0, _fail_report(second)
     changed = {host: r["changed"] for host, r in second["recap"].items()}
-    assert changed == dict.fromkeys((*GATEWAYS, LB), 0), _fail_report(second)
+    assert changed == dict.fromkeys((*GATEWAYS, LB, REDIS), 0), _fail_report(second)
 
 
 def test_check_mode_reports_no_change(converged: Fleet) -> None:

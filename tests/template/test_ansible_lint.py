@@ -13,8 +13,10 @@ BIN = Path(sys.executable).parent
 
 
 def test_generated_ansible_passes_the_production_profile(render_project: RenderFn) -> None:
-    # The fleet answers: a load balancer and TLS, so every role and template path is linted.
-    project = render_project({**ANSWER_SETS["fleet-api-key"], "lb_host": "lb-1", "lb_tls": True}, name="lint")
+    # The fleet answers: a load balancer with TLS and a Redis host, so every role and template path is linted.
+    project = render_project(
+        {**ANSWER_SETS["fleet-api-key"], "lb_host": "lb-1", "lb_tls": True, "redis_host": "redis-1"}, name="lint"
+    )
     ansible = project / "ansible"
     assert (ansible / "roles" / "claude_code_gateway" / "tasks" / "main.yml").is_file()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1"}

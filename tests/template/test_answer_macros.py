@@ -104,6 +104,14 @@ def test_lb_host(macros: Any) -> None:
     assert "not a valid inventory hostname" in check(macros.lb_host_error, "lb 1", ["gw-1"])
 
 
+def test_redis_host(macros: Any) -> None:
+    assert check(macros.redis_host_error, "", ["gw-1"], "") == ""
+    assert check(macros.redis_host_error, "redis-1", ["gw-1"], "lb-1") == ""
+    assert "is also a gateway or the load balancer" in check(macros.redis_host_error, "gw-1", ["gw-1"], "")
+    assert "is also a gateway or the load balancer" in check(macros.redis_host_error, "lb-1", ["gw-1"], "lb-1")
+    assert "not a valid inventory hostname" in check(macros.redis_host_error, "redis 1", ["gw-1"], "")
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

@@ -277,7 +277,10 @@ def test_provider_settings_are_written_once(project: Path) -> None:
         for name in ("DEFAULT_MODEL", "MAX_CONCURRENCY", "REQUEST_TIMEOUT"):
             assert f"LITELLM_CLAUDE_CODE_{name}" not in text, f"{rel} repeats LITELLM_CLAUDE_CODE_{name}"
     assert "include config/provider.env" in (project / "Makefile").read_text()
-    assert not re.search(r"^Environment=\"?LITELLM_CLAUDE_CODE_(?!STATE_DIR=)", unit_of(project).read_text(), re.M)
+    # Paths the role owns (its state directory, its key store) are the only provider variables in the unit.
+    assert not re.search(
+        r"^Environment=\"?LITELLM_CLAUDE_CODE_(?!STATE_DIR=|KEYS_FILE=)", unit_of(project).read_text(), re.M
+    )
 
 
 def test_make_exports_the_provider_settings(project: Path) -> None:

@@ -37,6 +37,9 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"gateway_hosts": "gateway-1"}, "gateway_hosts must be a non-empty list of hostnames"),
     ({"gateway_hosts": ["gw-1", "gw-1"]}, "gateway_hosts has duplicates"),
     ({"gateway_hosts": ["bad host!"]}, 'gateway host "bad host!" is not a valid inventory hostname'),
+    ({"redis_host": "redis 1"}, 'redis_host "redis 1" is not a valid inventory hostname'),
+    ({"redis_host": "gateway-1"}, 'redis_host "gateway-1" is also a gateway or the load balancer'),
+    ({"gateway_hosts": ["gw-1", "gw-2"], "redis_host": "lb-1"}, "is also a gateway or the load balancer"),
 ]
 
 
@@ -60,6 +63,7 @@ VALID: list[dict[str, Any]] = [
     {"max_concurrency": "auto"},
     {"max_concurrency": 256},
     {"max_concurrency": "12"},
+    {"redis_host": "redis-1.example.internal"},
 ]
 
 
