@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -330,23 +331,83 @@ def test_preflight_says_which_secret_is_missing(converged: Fleet) -> None:
     assert converged.master_key not in output
 
 
+@dataclass
+class Stream:
+    """One stream sent through nginx during a deploy: wall-clock times (the hosts share this clock)."""
+
+    started: float
+    ended: float = 0.0
+    tried: list[str] = field(default_factory=list)
+    outcome: str = ""
+
+    @property
+    def served(self) -> str:
+        return self.tried[-1] if self.tried else ""
+
+    def open_at(self, instant: float) -> bool:
+        return self.started < instant < self.ended
+
+
+@dataclass
+class RestartWindow:
+    """One gateway's restart, from its journal: stop begun, stopped (drained), started, ready."""
+
+    stopping: float
+    stopped: float
+    started: float
+    ready: float
+
+
+def _restart_windows(fleet: Fleet, host: str, since: float) -> list[RestartWindow]:
+    """The service's restarts since ``since`` (epoch seconds), from systemd's and uvicorn's journal lines."""
+    out = fleet.sh(host, f"journalctl --no-pager -o json -u {SLUG}.service --since @{int(since)}", timeout=120).stdout
+    events = []
+    for line in out.splitlines():
+        entry = json.loads(line)
+        message = entry.get("MESSAGE")
+        if not isinstance(message, str):
+            continue
+        at = int(entry["__REALTIME_TIMESTAMP"]) / 1e6
+        if entry.get("_PID") == "1":
+            kind = message.split(" ", 1)[0]  # "Stopping", "Stopped", "Started", ...
+            if kind in ("Stopping", "Stopped", "Started"):
+                events.append((at, kind))
+        elif "Uvicorn running on" in message:
+            events.append((at, "ready"))
+    windows, current = [], {}
+    for at, kind in sorted(events):
+        if kind == "Stopping":
+            current = {"stopping": at}
+        elif current and kind not in current:
+            current[kind.lower()] = at
+            if kind == "ready" and len(current) == 4:
+                windows.append(RestartWindow(**current))
+                current = {}
+    return windows
+
+
 def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
-    """A deploy that restarts every gateway (serial: 1) drops no request sent through nginx."""
+    """A deploy that restarts every gateway (serial: 1) while streams are in flight through nginx:
+    each gateway drains the streams it serves when its stop begins, the other serves the streams
+    sent meanwhile, and every stream completes whole."""
     pids = {h: converged.main_pid(h) for h in GATEWAYS}
     extra_env = {
         "ANTHROPIC_BASE_URL": f"http://{converged.upstream_host}:{converged.upstream_port}",
         "CLAUDE_CODE_MAX_RETRIES": "0",
         "LCC_DEPLOYMENT_MARK": str(time.time_ns()),
     }
-    outcomes: list[str] = []
+    streams: list[Stream] = []
     stop = threading.Event()
 
-    # Streams of about 1.5 s each, so some are in flight on a gateway when it restarts.
-    prompt = 'during the deploy [[fake:{"token_delay": 0.1, "tokens": 15}]]'
+    # Streams of about 3 s each from three clients (below MAX_CONCURRENCY=4 on one gateway),
+    # balanced least_conn: whenever a gateway's stop begins, some are in flight on it.
+    words = 30
+    prompt = f'during the deploy [[fake:{{"token_delay": 0.1, "tokens": {words}}}]]'
 
-    def one_stream() -> str:
+    def one_stream(record: Stream) -> str:
         text, finished = "", False
-        with urllib.request.urlopen(_chat(converged, prompt, stream=True), timeout=60) as resp:
+        with urllib.request.urlopen(_chat(converged, prompt, stream=True), timeout=90) as resp:
+            record.tried = converged.hosts_of(resp.headers.get("X-Upstream-Addr", ""))
             for raw in resp:
                 line = raw.decode().strip()
                 if line == "data: [DONE]":
@@ -357,31 +418,56 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
                         return f"in-band error: {chunk['error']}"
                     if chunk.get("choices"):
                         text += chunk["choices"][0]["delta"].get("content") or ""
-        words = text.split()
-        return "ok" if finished and len(words) == 15 else f"incomplete ({len(words)} words, done={finished})"
+        got = len(text.split())
+        return "ok" if finished and got == words else f"incomplete ({got} words, done={finished})"
 
     def traffic() -> None:
         while not stop.is_set():
+            record = Stream(started=time.time())
             try:
-                outcomes.append(one_stream())
+                record.outcome = one_stream(record)
             except Exception as exc:  # every failure is counted, whatever its kind
-                outcomes.append(f"{type(exc).__name__}: {exc}")
+                record.outcome = f"{type(exc).__name__}: {exc}"
+            record.ended = time.time()
+            streams.append(record)
 
-    workers = [threading.Thread(target=traffic, daemon=True) for _ in range(2)]
+    began = time.time()
+    workers = [threading.Thread(target=traffic, daemon=True) for _ in range(3)]
     for worker in workers:
         worker.start()
     try:
         result = converged.playbook("ansible/site.yml", "-e", json.dumps({"claude_code_gateway_extra_env": extra_env}))
+        time.sleep(4)  # the streams that started as the last gateway came back complete too
     finally:
         stop.set()
         for worker in workers:
-            worker.join(timeout=90)
+            worker.join(timeout=120)
     assert result["rc"] == 0, _fail_report(result)
     restarted = {h: converged.main_pid(h) != pids[h] for h in GATEWAYS}
     assert restarted == dict.fromkeys(GATEWAYS, True), f"every gateway restarts on a changed environment: {restarted}"
-    failures = [o for o in outcomes if o != "ok"]
-    assert len(outcomes) >= 10, f"too little traffic during the deploy to prove anything: {outcomes}"
-    assert not failures, f"{len(failures)} of {len(outcomes)} requests failed during the rolling update: {failures[:5]}"
+    failures = [s for s in streams if s.outcome != "ok"]
+    assert not failures, f"{len(failures)} of {len(streams)} streams failed during the rolling update: {failures[:5]}"
+
+    windows = {h: _restart_windows(converged, h, began - 1) for h in GATEWAYS}
+    assert all(len(w) == 1 for w in windows.values()), f"one restart per gateway expected: {windows}"
+    print(f"\n{len(streams)} streams during the deploy, all whole")
+    for host, (window,) in windows.items():
+        other = next(g for g in GATEWAYS if g != host)
+        # Streams the stopping gateway was serving when its stop began: it let them finish
+        # before it exited (they ended before systemd logged it stopped).
+        drained = [s for s in streams if s.served == host and s.open_at(window.stopping)]
+        # Streams sent while it was away (from a second after its stop began, when it no longer
+        # accepts connections, until it was ready again): the other gateway served them.
+        meanwhile = [s for s in streams if window.stopping + 1 <= s.started <= window.ready]
+        print(
+            f"{host}: stop began {window.stopping - began:.1f} s into the deploy, drained in "
+            f"{window.stopped - window.stopping:.1f} s, ready {window.ready - window.stopping:.1f} s after; "
+            f"{len(drained)} streams in flight on it when its stop began, {len(meanwhile)} sent meanwhile"
+        )
+        assert drained, f"no stream was in flight on {host} when its stop began: the test proves no drain"
+        assert all(s.ended <= window.stopped + 1 for s in drained), (window, drained)
+        assert meanwhile, f"no stream was sent while {host} restarted: {window}, {streams}"
+        assert {s.served for s in meanwhile} == {other}, (host, window, meanwhile)
 
 
 def test_lb_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> None:
