@@ -3,7 +3,7 @@
 Runs on the session's fleet (tests/roles/conftest.py: two gateways, nginx and the Redis host
 ``redis1`` that the generated project's site.yml provisions with roles/claude_code_redis). Keys
 are issued as an operator does: the keys CLI (what ``make key NAME=...`` runs) writes the
-project's ``keys.json``, and ansible-playbook installs it on every gateway. The module leaves
+project's ``keys/keys.json``, and ansible-playbook installs it on every gateway. The module leaves
 the fleet as it found it: the project's store removed and the gateways' store emptied again.
 """
 
@@ -101,8 +101,9 @@ def deploy_keys(fleet: Fleet) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def team(converged: Fleet) -> Iterator[dict[str, str]]:
     """Three people's keys, issued on the controller and deployed; removed again at the end."""
-    store = converged.project / "keys.json"
+    store = converged.project / "keys" / "keys.json"  # where `make key` writes it
     assert not store.exists(), "the fleet's project already has a key store"
+    store.parent.mkdir(exist_ok=True)
     pids = {h: converged.main_pid(h) for h in GATEWAYS}
     keys = {
         "limited": keys_cli(store, "add", "--name", "limited", "--rpm", str(RPM)),
@@ -206,7 +207,7 @@ def test_a_revoked_key_stops_everywhere_without_a_restart(converged: Fleet, team
     try:
         assert first_started.wait(10)
         time.sleep(0.5)
-        keys_cli(converged.project / "keys.json", "revoke", "--name", "leaver")
+        keys_cli(converged.project / "keys" / "keys.json", "revoke", "--name", "leaver")
         result = deploy_keys(converged)
         time.sleep(3)  # the stream in flight when the playbook ended goes on to its end
     finally:
