@@ -279,7 +279,7 @@ class Fleet:
     def main_pid(self, host: str) -> int:
         return int(self.sh(host, f"systemctl show -p MainPID --value {SLUG}.service").stdout.strip())
 
-    def wait_active(self, host: str, timeout: float = 90) -> None:
+    def wait_active(self, host: str, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.sh(host, f"systemctl is-active {SLUG}.service", check=False).stdout.strip()
