@@ -208,7 +208,11 @@ def test_rotated_token_leaves_no_trace(converged: Fleet) -> None:
     converged.token = "sk-ant-oat01-faults-" + secrets.token_urlsafe(16)
     result = converged.playbook("ansible/site.yml", "--tags", "claude_code_gateway_configure")
     assert result["rc"] == 0, _fail_report(result)
-    assert {h: result["recap"][h]["changed"] for h in GATEWAYS} == dict.fromkeys(GATEWAYS, 1), _fail_report(result)
+    # The token file changed on each gateway (the rolling-update test before may leave a setting
+    # that this converge puts back, so more may change: test_fleet.py pins the rotation alone).
+    assert all(result["recap"][h]["changed"] >= 1 for h in GATEWAYS), _fail_report(result)
+    for host in GATEWAYS:
+        converged.wait_active(host)
     # Each gateway serves with the new token (and retires the processes started with the old).
     before = len(converged.upstream_requests())
     for host in GATEWAYS:
@@ -361,9 +365,14 @@ def test_lost_gateway_costs_at_most_the_connect_timeout(converged: Fleet) -> Non
     # Normal service: both gateways answer. The loss comes right after the lost host answered,
     # while nginx would still hold an idle connection to it if it kept them (the worst case).
     before: list[Reply] = []
-    while len(before) < 4 or before[-1].served != down:
+    # A gateway restarted by the test before may still be marked down by nginx (fail_timeout):
+    # wait for both to answer, then for the lost host to have answered last.
+    deadline = time.monotonic() + 3 * lb.fail_timeout + 30
+    while len(before) < 4 or before[-1].served != down or {r.served for r in before} != set(GATEWAYS):
         before.append(_ask(converged, f"lost-{run}-before-{len(before)}"))
-        assert len(before) < 12, f"{down} never answered: {before}"
+        assert time.monotonic() < deadline, f"both gateways never answered: {before}"
+        if len(before) >= 4:
+            time.sleep(0.5)
     assert {r.served for r in before} == set(GATEWAYS), before
     normal = statistics.median(r.seconds for r in before)
 

@@ -108,7 +108,8 @@ def test_the_unit_points_the_cli_at_the_hosts_copy_of_the_file(cloud: tuple[str,
         dest.unlink(missing_ok=True)
     assert re.search(rf"^Environment={FILE_VARIABLE[name]}=/etc/{slug}/credentials/{HOST_FILE[name]}$", unit, re.M)
     assert f"/etc/{slug}/credentials/{HOST_FILE[name]}  0640 root:{slug}" in unit
-    assert not re.search(r"^Environment=\w+_(TOKEN|KEY)\w*_FILE=", unit, re.M)  # no token: the file is the credential
+    # no token: the file is the credential (the key store's file holds hashes, no credential)
+    assert not re.search(r"^Environment=(?!LITELLM_CLAUDE_CODE_KEYS_FILE=)\w+_(TOKEN|KEY)\w*_FILE=", unit, re.M)
     assert "cloud-secret-must-not-leak" not in unit and str(local) not in unit
     # The cloud's settings come from provider.env (EnvironmentFile=), not from Environment= lines.
     assert not re.search(r"^Environment=(CLAUDE_CODE_USE_|AWS_REGION|CLOUD_ML_REGION)", unit, re.M)

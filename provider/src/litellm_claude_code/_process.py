@@ -34,6 +34,7 @@ a process goes through :meth:`CliProcess.close`, which also removes its private 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -50,7 +51,7 @@ from claude_agent_sdk import CLINotFoundError as SDKCLINotFoundError
 from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage
 
 from . import _reasoning as reasoning
-from ._cli import Binding, Launch, Workspace, build_options
+from ._cli import Binding, Launch, Workspace, build_options, state_dir_error
 from ._errors import ClaudeCodeError, CLIFailedError, CLINotFoundError
 from ._messages import Conversation, Role, Turn, chain_of
 from ._settings import Settings
@@ -206,8 +207,28 @@ class CliProcess:
         except SDKConnectionError as exc:
             raise CLIFailedError(f"Claude Code CLI did not start: {exc}") from None
         except ClaudeSDKError as exc:
-            raise CLIFailedError(f"Claude Code CLI failed at start-up: {exc}") from None
+            raise self._start_failure(exc) from None
         self.ready_at = time.monotonic()
+
+    def _start_failure(self, exc: ClaudeSDKError) -> ClaudeCodeError:
+        """Why the CLI exited at start-up: a full or read-only state directory (503), else a 502.
+
+        The CLI writes its home (settings, session transcript) in the workspace as it starts; on a
+        full or read-only filesystem it exits at once with nothing useful on stderr, so one small
+        write of our own there tells a passing condition of the host from a fault of the CLI.
+        """
+        probe = self.workspace.home / f".write-probe-{os.getpid()}"
+        try:
+            with probe.open("wb") as handle:
+                handle.write(b"\0" * 4096)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as err:
+            return state_dir_error(self.workspace.home, err, "write in", "Check the state directory's owner and mode.")
+        finally:
+            with contextlib.suppress(OSError):  # a read-only filesystem refuses even this
+                probe.unlink(missing_ok=True)
+        return CLIFailedError(f"Claude Code CLI failed at start-up: {exc}")
 
     def alive(self) -> bool:
         """True while the CLI process exists (a dead idle process is discarded, not used)."""
