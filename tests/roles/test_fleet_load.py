@@ -277,12 +277,6 @@ def test_overload_through_nginx_passes_429_through(overloaded: dict[str, Any]) -
         assert f"upstream={gw1} ustatus=429 " in line, line  # one attempt, on gw1: no retry elsewhere
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LiteLLM 1.106.2 (the template's pin) answers a stream that fails before its first chunk with the "
-    "error's status but without the provider's headers: the 429 loses its Retry-After (1.108 reads the first "
-    "chunk in its router and keeps them).",
-)
 @pytest.mark.parametrize("run", ["direct", "nginx"])
 def test_streamed_refusals_carry_retry_after(run: str) -> None:
     refusals = REFUSALS.get(run)

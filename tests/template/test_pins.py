@@ -2,7 +2,8 @@
 
 provider/pyproject.toml states the ranges the provider supports; _compat.py refuses anything
 older at import; copier.yml pins the exact versions a generated project installs, and
-template/requirements.lock locks them. A bump that misses one of them fails here.
+template/requirements.lock locks them, and requirements-dev.txt makes the tests run the same
+versions. A bump that misses one of them fails here.
 """
 
 from __future__ import annotations
@@ -43,16 +44,34 @@ def _locked() -> dict[str, Version]:
     return {m[0].lower(): Version(m[1]) for m in re.findall(r"^([\w.-]+)==(\S+)$", lock, re.M)}
 
 
+def _dev_pins() -> dict[str, Version]:
+    found = {}
+    for line in (REPO_ROOT / "requirements-dev.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        requirement = Requirement(line)
+        exact = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        if requirement.name in PACKAGES and exact:
+            found[requirement.name] = Version(exact[0])
+    return found
+
+
 def test_pins_agree() -> None:
     copier = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
     requirements = _provider_requirements()
     minimum = _minimum_versions()
     locked = _locked()
+    dev = _dev_pins()
     assert set(minimum) == set(PACKAGES), minimum
     for package, question in PACKAGES.items():
         pinned = Version(str(copier[question]["default"]))
         assert locked[package] == pinned, (
             f"template/requirements.lock has {package} {locked[package]}, copier.yml {pinned}"
+        )
+        assert dev.get(package) == pinned, (
+            f"requirements-dev.txt pins {package} {dev.get(package)}, copier.yml {pinned}: the tests would run "
+            "another version than users get"
         )
         assert requirements[package].specifier.contains(pinned), (
             f"copier.yml pins {package} {pinned}, outside provider/pyproject.toml's {requirements[package].specifier}"
