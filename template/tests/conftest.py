@@ -34,6 +34,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import project  # scripts/project.py (pyproject.toml puts scripts/ on the path)
@@ -136,6 +137,18 @@ def gateway_image(docker_client: Any) -> str:
     if base := os.environ.get("LCC_BASE_IMAGE"):
         buildargs["BASE_IMAGE"] = base
     tag = f"{SLUG}-test:{_context_digest(package_source, buildargs)}"
+    return build_image(docker_client, tag, ROOT, buildargs=buildargs)
+
+
+def build_image(
+    docker_client: Any,
+    tag: str,
+    context: Path,
+    *,
+    dockerfile: str | None = None,
+    buildargs: dict[str, str],
+) -> str:
+    """``tag``, built from ``context`` unless it exists (the tag carries a digest of its inputs)."""
     try:
         docker_client.images.get(tag)
         return tag
@@ -144,7 +157,8 @@ def gateway_image(docker_client: Any) -> str:
     log: list[str] = []
     started = time.monotonic()
     for item in docker_client.api.build(
-        path=str(ROOT),
+        path=str(context),
+        dockerfile=dockerfile,
         tag=tag,
         buildargs=buildargs,
         labels=LABELS,

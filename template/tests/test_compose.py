@@ -44,6 +44,7 @@ from conftest import (
     SLUG,
     TOKEN_ENV,
     FakeUpstream,
+    build_image,
     http_get,
     in_ci,
     model_aliases,
@@ -85,29 +86,13 @@ def services_image(docker_client: Any) -> str | None:
         return None
     digest = hashlib.sha256(SERVICES_DOCKERFILE.read_bytes() + base.encode()).hexdigest()[:16]
     tag = f"{SLUG}-compose-services-test:{digest}"
-    try:
-        docker_client.images.get(tag)
-        return tag
-    except Exception:  # docker.errors.ImageNotFound: build it
-        pass
-    started = time.monotonic()
-    log: list[str] = []
-    for item in docker_client.api.build(
-        path=str(SERVICES_DOCKERFILE.parent),
+    return build_image(
+        docker_client,
+        tag,
+        SERVICES_DOCKERFILE.parent,
         dockerfile=SERVICES_DOCKERFILE.name,
-        tag=tag,
         buildargs={"BASE_IMAGE": base},
-        labels=LABELS,
-        rm=True,
-        forcerm=True,
-        decode=True,
-    ):
-        if "stream" in item:
-            log.append(item["stream"])
-        if "error" in item:
-            pytest.fail(f"docker build of {tag} failed: {item['error']}\n{''.join(log[-40:])}")
-    print(f"built {tag} in {time.monotonic() - started:.0f} s")
-    return tag
+    )
 
 
 @dataclass

@@ -237,8 +237,10 @@ def test_a_refusal_by_the_cloud_names_the_clouds_credential(aws_file: Path) -> N
         {BEDROCK: "1", "AWS_REGION": "us-east-1"},
         {VERTEX: "1", "CLOUD_ML_REGION": "us-east5", "ANTHROPIC_VERTEX_PROJECT_ID": "p"},
     ):
-        message = str(from_upstream_status(403, "", resolve_credential(env).setting))
+        credential = resolve_credential(env)
+        message = str(from_upstream_status(403, "", credential.setting, cloud=credential.cloud))
         assert message.startswith("The cloud rejected the credentials (HTTP 403)"), message
         assert "claude setup-token" not in message
     token = resolve_credential({"ANTHROPIC_API_KEY": API_KEY})
-    assert str(from_upstream_status(401, "", token.setting)).startswith("Anthropic rejected the credentials")
+    refused = str(from_upstream_status(401, "", token.setting, cloud=token.cloud))
+    assert refused.startswith("Anthropic rejected the credentials"), refused

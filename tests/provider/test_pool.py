@@ -272,6 +272,26 @@ async def test_a_request_without_a_system_prompt_is_not_starved_by_apps_with_one
     assert len(cold) <= 2, cold
 
 
+async def test_a_chat_that_just_spoke_keeps_its_process_while_others_can_be_spent(make_pool: Any) -> None:
+    """Three requests without a system prompt fill three processes, then two chats with one
+    arrive: the second chat takes the oldest of those three, not the process of the chat that
+    answered just before, so each chat's follow-up finds its own process (the fleet's affinity
+    test through nginx, on one gateway with four slots)."""
+    pool = make_pool(warm_max=4, max_concurrency=4)
+    for index in range(3):
+        await ask(pool, conversation(f"hello {index}"))
+    await settle()
+    chats = {tag: conversation(f"{tag} q0", system=f"{tag} system") for tag in ("affine-0", "affine-1")}
+    served = {}
+    for tag, chat in chats.items():
+        served[tag], _ = await ask(pool, chat)
+    assert served["affine-0"] is not served["affine-1"]
+    for tag in chats:
+        follow_up = conversation(f"{tag} q0", "answer", f"{tag} q1", system=f"{tag} system")
+        process, lease = await ask(pool, follow_up)
+        assert process is served[tag] and lease.plan.kind == "continued", (tag, lease)
+
+
 async def test_spares_follow_the_model_of_the_recent_traffic(make_pool: Any) -> None:
     pool = make_pool(warm_max=2, max_concurrency=3)
     for index in range(40):

@@ -41,6 +41,7 @@ if str(REPO) not in sys.path:  # `tests.support` without relying on pytest's roo
     sys.path.insert(0, str(REPO))
 
 from tests.support.docker import systemd_image as systemd_image_name  # noqa: E402
+from tests.support.playbook import fail_report  # noqa: E402
 from tests.support.template import make_template_repo, render  # noqa: E402
 from tests.support.wheelhouse import fill_wheelhouse  # noqa: E402
 
@@ -199,7 +200,6 @@ class Fleet:
             "claude_code_gateway_claude_token": self.token,
             "claude_code_gateway_extra_env": {
                 "ANTHROPIC_BASE_URL": f"http://{self.upstream_host}:{self.upstream_port}",
-                "CLAUDE_CODE_MAX_RETRIES": "0",
             },
             "claude_code_gateway_health_timeout": 120,
             "claude_code_lb_expose_upstream_header": True,
@@ -395,10 +395,6 @@ def fleet(
             for name in fleet.containers.values():
                 docker("rm", "-f", "-v", name, check=False)
             docker("network", "rm", network, check=False)
-
-
-def fail_report(result: dict[str, Any]) -> str:
-    return f"rc={result['rc']} recap={result['recap']}\n{result['stdout'][-6000:]}\n{result['stderr'][-2000:]}"
 
 
 @pytest.fixture(scope="session")

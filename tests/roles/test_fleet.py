@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.playbook import fail_report
 from tests.support.upstream import served_by, user_turns
 
 pytestmark = pytest.mark.fleet
@@ -29,10 +30,6 @@ LB = "lb1"
 REDIS = "redis1"
 SLUG = "lcc-fleet"
 Fleet = Any  # tests/roles/conftest.py: Fleet
-
-
-def _fail_report(result: dict[str, Any]) -> str:
-    return f"rc={result['rc']} recap={result['recap']}\n{result['stdout'][-6000:]}\n{result['stderr'][-2000:]}"
 
 
 def _chat(fleet: Fleet, text: str, *, stream: bool = False, timeout: float = 120) -> urllib.request.Request:
@@ -58,20 +55,20 @@ def test_converge(converged: Fleet) -> None:
 
 def test_idempotent(converged: Fleet) -> None:
     second = converged.playbook()
-    assert second["rc"] == 0, _fail_report(second)
+    assert second["rc"] == 0, fail_report(second)
     changed = {host: r["changed"] for host, r in second["recap"].items()}
-    assert changed == dict.fromkeys((*GATEWAYS, LB, REDIS), 0), _fail_report(second)
+    assert changed == dict.fromkeys((*GATEWAYS, LB, REDIS), 0), fail_report(second)
 
 
 def test_check_mode_reports_no_change(converged: Fleet) -> None:
     result = converged.playbook("ansible/site.yml", "--check", "--diff")
-    assert result["rc"] == 0, _fail_report(result)
-    assert all(r["changed"] == 0 for r in result["recap"].values()), _fail_report(result)
+    assert result["rc"] == 0, fail_report(result)
+    assert all(r["changed"] == 0 for r in result["recap"].values()), fail_report(result)
 
 
 def test_status_playbook(converged: Fleet) -> None:
     result = converged.playbook("ansible/status.yml")
-    assert result["rc"] == 0, _fail_report(result)
+    assert result["rc"] == 0, fail_report(result)
     for counter, value in (
         ("RequestsLastHour", r"\d+"),
         ("Status4xxLastHour", r"\d+"),
@@ -81,8 +78,8 @@ def test_status_playbook(converged: Fleet) -> None:
         ("ColdReasonsLastHour", r"(?:-|[a-z_]+:\d+(?:,[a-z_]+:\d+)*)"),
     ):
         found = re.findall(rf"\b{counter}={value}(?=[\s\"',])", result["stdout"])
-        assert len(found) == len(GATEWAYS), _fail_report(result)
-    assert all(r["changed"] == 0 for r in result["recap"].values()), _fail_report(result)
+        assert len(found) == len(GATEWAYS), fail_report(result)
+    assert all(r["changed"] == 0 for r in result["recap"].values()), fail_report(result)
 
 
 # ------------------------------------------------------------------ each role alone (molecule-style)
@@ -105,25 +102,25 @@ def _role_play(fleet: Fleet, role: str) -> str:
 def test_role_alone_converges_idempotently_and_verifies(converged: Fleet, role: str) -> None:
     hosts = set(GATEWAYS) if role == "claude_code_gateway" else {LB}
     converge = converged.playbook(_role_play(converged, role))
-    assert converge["rc"] == 0, _fail_report(converge)
+    assert converge["rc"] == 0, fail_report(converge)
     assert set(converge["recap"]) == hosts, converge["recap"]
-    assert all(r["changed"] == 0 for r in converge["recap"].values()), _fail_report(converge)
+    assert all(r["changed"] == 0 for r in converge["recap"].values()), fail_report(converge)
     verify = converged.playbook(_role_play(converged, role), "--tags", f"{role}_verify")
-    assert verify["rc"] == 0, _fail_report(verify)
-    assert all(r["ok"] > 0 and r["changed"] == 0 for r in verify["recap"].values()), _fail_report(verify)
-    assert "Wait for /health/readiness" in verify["stdout"] or role == "claude_code_lb", _fail_report(verify)
+    assert verify["rc"] == 0, fail_report(verify)
+    assert all(r["ok"] > 0 and r["changed"] == 0 for r in verify["recap"].values()), fail_report(verify)
+    assert "Wait for /health/readiness" in verify["stdout"] or role == "claude_code_lb", fail_report(verify)
     assert "Install OS packages" not in verify["stdout"], "the verify tag ran other phases"
 
 
 def test_role_tags_are_prefixed(converged: Fleet) -> None:
     """`--tags claude_code_gateway_configure` touches the gateways only (a bare `configure` ran both)."""
     result = converged.playbook("ansible/site.yml", "--tags", "claude_code_gateway_configure")
-    assert result["rc"] == 0, _fail_report(result)
+    assert result["rc"] == 0, fail_report(result)
     # The load balancer's play still gathers facts and checks its arguments (tagged always), but
     # runs none of its tasks.
     lb_tasks = set(re.findall(r"^TASK \[claude_code_lb : ([^\]]*)\]", result["stdout"], re.M))
     assert {t for t in lb_tasks if not t.startswith("Validating arguments")} == set(), lb_tasks
-    assert all(result["recap"][h]["ok"] > 0 and result["recap"][h]["changed"] == 0 for h in GATEWAYS), _fail_report(
+    assert all(result["recap"][h]["ok"] > 0 and result["recap"][h]["changed"] == 0 for h in GATEWAYS), fail_report(
         result
     )
 
@@ -299,9 +296,9 @@ def test_rotated_token_reaches_upstream_without_restart(converged: Fleet) -> Non
     converged.retired_tokens.append(old)
     converged.token = "sk-ant-oat01-rotated-" + old[-8:]
     result = converged.playbook()
-    assert result["rc"] == 0, _fail_report(result)
+    assert result["rc"] == 0, fail_report(result)
     # Only the token file changed on each gateway; the load balancer is untouched.
-    assert {h: result["recap"][h]["changed"] for h in GATEWAYS} == dict.fromkeys(GATEWAYS, 1), _fail_report(result)
+    assert {h: result["recap"][h]["changed"] for h in GATEWAYS} == dict.fromkeys(GATEWAYS, 1), fail_report(result)
     assert result["recap"][LB]["changed"] == 0
     assert {h: converged.main_pid(h) for h in GATEWAYS} == pids, "the service restarted on a token rotation"
     before = len(converged.upstream_requests())
@@ -328,7 +325,7 @@ def test_preflight_says_which_secret_is_missing(converged: Fleet) -> None:
     # Only the secret that is missing is named (the master key is set).
     assert "Set claude_code_gateway_claude_token" in output, output[-3000:]
     assert "claude_code_gateway_master_key" not in output, output[-3000:]
-    assert result["recap"][GATEWAYS[0]]["changed"] == 0, _fail_report(result)
+    assert result["recap"][GATEWAYS[0]]["changed"] == 0, fail_report(result)
     assert converged.master_key not in output
 
 
@@ -394,7 +391,6 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
     pids = {h: converged.main_pid(h) for h in GATEWAYS}
     extra_env = {
         "ANTHROPIC_BASE_URL": f"http://{converged.upstream_host}:{converged.upstream_port}",
-        "CLAUDE_CODE_MAX_RETRIES": "0",
         "LCC_DEPLOYMENT_MARK": str(time.time_ns()),
     }
     streams: list[Stream] = []
@@ -443,7 +439,7 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
         stop.set()
         for worker in workers:
             worker.join(timeout=120)
-    assert result["rc"] == 0, _fail_report(result)
+    assert result["rc"] == 0, fail_report(result)
     restarted = {h: converged.main_pid(h) != pids[h] for h in GATEWAYS}
     assert restarted == dict.fromkeys(GATEWAYS, True), f"every gateway restarts on a changed environment: {restarted}"
     failures = [s for s in streams if s.outcome != "ok"]
@@ -507,12 +503,12 @@ def test_lb_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> 
     )
     rel = str(play.relative_to(converged.project))
     converge = converged.playbook(rel, "-i", str(inventory))
-    assert converge["rc"] == 0, _fail_report(converge)
-    assert converge["recap"][host]["changed"] > 0, _fail_report(converge)
+    assert converge["rc"] == 0, fail_report(converge)
+    assert converge["recap"][host]["changed"] > 0, fail_report(converge)
     again = converged.playbook(rel, "-i", str(inventory))
-    assert again["rc"] == 0 and again["recap"][host]["changed"] == 0, _fail_report(again)
+    assert again["rc"] == 0 and again["recap"][host]["changed"] == 0, fail_report(again)
     verify = converged.playbook(rel, "-i", str(inventory), "--tags", "claude_code_lb_verify")
-    assert verify["rc"] == 0 and verify["recap"][host]["ok"] > 0, _fail_report(verify)
+    assert verify["rc"] == 0 and verify["recap"][host]["ok"] > 0, fail_report(verify)
     # It really balances: a completion through the solo load balancer.
     body = json.dumps({"model": "sonnet", "messages": [{"role": "user", "content": "solo"}]}).encode()
     request = urllib.request.Request(

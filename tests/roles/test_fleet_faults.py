@@ -30,6 +30,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.playbook import fail_report
+
 pytestmark = pytest.mark.fleet
 
 # The answers tests/roles/conftest.py renders the project with.
@@ -40,10 +42,6 @@ Fleet = Any  # tests/roles/conftest.py: Fleet
 
 TOKEN_FILE = f"/etc/{SLUG}/credentials/CLAUDE_CODE_OAUTH_TOKEN"
 SECRETS_ENV = f"/etc/{SLUG}/secrets.env"
-
-
-def _fail_report(result: dict[str, Any]) -> str:
-    return f"rc={result['rc']} recap={result['recap']}\n{result['stdout'][-6000:]}\n{result['stderr'][-2000:]}"
 
 
 def _exec(fleet: Fleet, host: str, argv: list[str], *, data: bytes = b"", timeout: float = 300) -> bytes:
@@ -207,10 +205,10 @@ def test_rotated_token_leaves_no_trace(converged: Fleet) -> None:
     converged.retired_tokens.append(old)
     converged.token = "sk-ant-oat01-faults-" + secrets.token_urlsafe(16)
     result = converged.playbook("ansible/site.yml", "--tags", "claude_code_gateway_configure")
-    assert result["rc"] == 0, _fail_report(result)
+    assert result["rc"] == 0, fail_report(result)
     # The token file changed on each gateway (the rolling-update test before may leave a setting
     # that this converge puts back, so more may change: test_fleet.py pins the rotation alone).
-    assert all(result["recap"][h]["changed"] >= 1 for h in GATEWAYS), _fail_report(result)
+    assert all(result["recap"][h]["changed"] >= 1 for h in GATEWAYS), fail_report(result)
     for host in GATEWAYS:
         converged.wait_active(host)
     # Each gateway serves with the new token (and retires the processes started with the old).

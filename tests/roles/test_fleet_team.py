@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.playbook import fail_report
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.fleet
@@ -43,10 +44,6 @@ KEY_TAGS = ("--limit", "gateways", "--tags", "claude_code_gateway_preflight,clau
 def holds(text: str, secret: str) -> bool:
     """Whether ``secret`` is in ``text``: a bare bool, so a failed assertion cannot print the secret."""
     return secret in text
-
-
-def _fail_report(result: dict[str, Any]) -> str:
-    return f"rc={result['rc']} recap={result['recap']}\n{result['stdout'][-6000:]}\n{result['stderr'][-2000:]}"
 
 
 def keys_cli(store: Path, *args: str) -> str:
@@ -94,7 +91,7 @@ def gateway_of(fleet: Fleet, upstream_addr: str) -> str:
 
 def deploy_keys(fleet: Fleet) -> dict[str, Any]:
     result = fleet.playbook("ansible/site.yml", *KEY_TAGS)
-    assert result["rc"] == 0, _fail_report(result)
+    assert result["rc"] == 0, fail_report(result)
     return result
 
 
@@ -113,7 +110,7 @@ def team(converged: Fleet) -> Iterator[dict[str, str]]:
     try:
         result = deploy_keys(converged)
         # Only the key store changed on each gateway, and no gateway restarted for it.
-        assert {h: result["recap"][h]["changed"] for h in GATEWAYS} == dict.fromkeys(GATEWAYS, 1), _fail_report(result)
+        assert {h: result["recap"][h]["changed"] for h in GATEWAYS} == dict.fromkeys(GATEWAYS, 1), fail_report(result)
         assert {h: converged.main_pid(h) for h in GATEWAYS} == pids, "a new key restarted a gateway"
         for key in keys.values():
             assert not holds(result["stdout"] + result["stderr"], key), "a key reached ansible's output"
@@ -121,7 +118,7 @@ def team(converged: Fleet) -> Iterator[dict[str, str]]:
     finally:
         store.unlink(missing_ok=True)
         restored = converged.playbook("ansible/site.yml", *KEY_TAGS)
-        assert restored["rc"] == 0, _fail_report(restored)
+        assert restored["rc"] == 0, fail_report(restored)
         for host in GATEWAYS:
             assert json.loads(converged.sh(host, f"cat {STORE}").stdout)["keys"] == []
             converged.wait_active(host)
@@ -213,7 +210,7 @@ def test_a_revoked_key_stops_everywhere_without_a_restart(converged: Fleet, team
     finally:
         stop.set()
         worker.join(timeout=120)
-    assert {h: result["recap"][h]["changed"] for h in GATEWAYS} == dict.fromkeys(GATEWAYS, 1), _fail_report(result)
+    assert {h: result["recap"][h]["changed"] for h in GATEWAYS} == dict.fromkeys(GATEWAYS, 1), fail_report(result)
     assert {h: converged.main_pid(h) for h in GATEWAYS} == pids, "a revoke restarted a gateway"
     for host in GATEWAYS:
         status, _, body = call(gateway_url(converged, host), team["leaver"], "after")

@@ -34,6 +34,7 @@ import pytest
 from litellm_claude_code.testing import directive
 
 from tests.support.fault_proxy import FaultProxy
+from tests.support.playbook import fail_report
 
 pytestmark = pytest.mark.fleet
 
@@ -222,10 +223,6 @@ def accounted(fleet: Fleet, host: str, timeout: float = 60) -> list[tuple[int, i
 # ------------------------------------------------------------------------------------------ the faulty gateway
 
 
-def _fail_report(result: dict[str, Any]) -> str:
-    return f"rc={result['rc']} recap={result['recap']}\n{result['stdout'][-6000:]}\n{result['stderr'][-2000:]}"
-
-
 # The phases a settings change goes through (install is unchanged: skip its package checks).
 SETTINGS_TAGS = (
     "claude_code_gateway_preflight,claude_code_gateway_configure,claude_code_gateway_service,claude_code_gateway_verify"
@@ -258,19 +255,18 @@ def proxy(converged: Fleet) -> Iterator[FaultProxy]:
             "claude_code_gateway_provider_env_src": str(faulty_env),
             "claude_code_gateway_extra_env": {
                 "ANTHROPIC_BASE_URL": f"http://{converged.upstream_host}:{fault.port}",
-                "CLAUDE_CODE_MAX_RETRIES": "0",
                 "LITELLM_CLAUDE_CODE_API_TIMEOUT_MS": str(API_TIMEOUT_MS),
                 "LITELLM_CLAUDE_CODE_CLI_MAX_RETRIES": str(CLI_MAX_RETRIES),
             },
         }
         try:
             result = _reconfigure(converged, FAULTY, overrides)
-            assert result["rc"] == 0, _fail_report(result)
+            assert result["rc"] == 0, fail_report(result)
             yield fault
         finally:
             fault.set_mode("forward")
             restored = _reconfigure(converged, FAULTY, None)
-            assert restored["rc"] == 0, _fail_report(restored)
+            assert restored["rc"] == 0, fail_report(restored)
             converged.wait_active(FAULTY)
 
 

@@ -12,6 +12,7 @@ on the page, with every label it matches, groups by or shows in a legend.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,10 @@ from tests.support.stack import MASTER_KEY, Proxy, start_proxy, stop_proxy, wait
 from tests.support.template import RenderFn
 
 pytestmark = pytest.mark.integration
+
+
+# How LiteLLM says a setting needs its Enterprise licence (litellm/types/proxy/common_proxy_errors.py, not_premium_user).
+ENTERPRISE_ONLY = r"enterprise only feature|must be a LiteLLM Enterprise user|LITELLM_LICENSE"
 
 
 def dashboard_of(project: Path) -> dict[str, Any]:
@@ -58,8 +63,8 @@ def add_key(store: Path, name: str, *extra: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def scraped(render_project: RenderFn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """(project, the /metrics page after real traffic through the project's own proxy config)."""
+def scraped(render_project: RenderFn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
+    """(project, the /metrics page after real traffic through the project's own proxy config, the proxy's log)."""
     project = render_project({}, name="dashboard")
     workdir = tmp_path_factory.mktemp("dashboard-proxy")
     store = workdir / "keys" / "keys.json"
@@ -77,7 +82,7 @@ def scraped(render_project: RenderFn, tmp_path_factory: pytest.TempPathFactory) 
         try:
             send_traffic(proxy, alice, bob)
             assert wait_until(lambda: "claude_code_processes_busy 0.0" in scrape(proxy), 20, interval=0.2)
-            yield project, scrape(proxy)
+            yield project, scrape(proxy), proxy.log_text()
         finally:
             stop_proxy(proxy)
 
@@ -113,9 +118,9 @@ def scrape(proxy: Proxy) -> str:
     return response.text
 
 
-def test_the_traffic_made_the_series_the_panels_need(scraped: tuple[Path, str]) -> None:
+def test_the_traffic_made_the_series_the_panels_need(scraped: tuple[Path, str, str]) -> None:
     """The scrape holds what the test meant to produce (else the check below proves little)."""
-    _, text = scraped
+    _, text, _ = scraped
     exposed = promql.exposed_samples(text)
     assert 'window="five_hour"' in text and "claude_code_subscription_window_utilization" in exposed
     assert 'exception_status="429"' in text and 'api_key_alias="bob"' in text
@@ -124,8 +129,17 @@ def test_the_traffic_made_the_series_the_panels_need(scraped: tuple[Path, str]) 
     assert "claude_code_errors_total" in exposed
 
 
-def test_every_dashboard_query_is_exposed(scraped: tuple[Path, str]) -> None:
-    project, text = scraped
+def test_the_generated_config_asks_for_no_enterprise_feature(scraped: tuple[Path, str, str]) -> None:
+    """A setting LiteLLM reserves for its Enterprise licence is not applied, only warned about on each
+    request (max_request_size_mb was one: no limit, three log lines per request)."""
+    _, _, log = scraped
+    assert "claude_code_request" in log, log[-2000:]  # the log is the proxy's, and it saw the traffic
+    warned = sorted({line.strip()[:200] for line in log.splitlines() if re.search(ENTERPRISE_ONLY, line, re.I)})
+    assert not warned, warned
+
+
+def test_every_dashboard_query_is_exposed(scraped: tuple[Path, str, str]) -> None:
+    project, text, _ = scraped
     exposed = promql.exposed_samples(text)
     problems = {}
     checked = 0

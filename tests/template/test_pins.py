@@ -80,3 +80,16 @@ def test_pins_agree() -> None:
         assert requirements[package].specifier.contains(minimum[package]), (
             f"_compat.py's minimum {package} {minimum[package]} is outside {requirements[package].specifier}"
         )
+
+
+def test_the_docs_state_the_ranges_and_minimums() -> None:
+    """docs/installation.md quotes pyproject's ranges, docs/troubleshooting.md _compat's minimums."""
+    pyproject = tomllib.loads((REPO_ROOT / "provider" / "pyproject.toml").read_text())
+    minimum = _minimum_versions()
+    installation = (REPO_ROOT / "docs" / "installation.md").read_text()
+    troubleshooting = " ".join((REPO_ROOT / "docs" / "troubleshooting.md").read_text().split())
+    for line in pyproject["project"]["dependencies"]:
+        if Requirement(line).name in PACKAGES:
+            assert f"`{line}`" in installation, f"docs/installation.md does not quote the provider's `{line}`"
+    expected = f"The minimums are litellm {minimum['litellm']} and claude-agent-sdk {minimum['claude-agent-sdk']}."
+    assert expected in troubleshooting, f"docs/troubleshooting.md should say: {expected}"

@@ -6,17 +6,13 @@ key checks come right after the secret checks and need nothing from the host.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.template import REPO_ROOT
-from tests.template.test_preflight_local import ANSIBLE_PLAYBOOK, PLAYBOOK
+from tests.support import preflight
+from tests.support.preflight import ANSIBLE_PLAYBOOK
 
 pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbook is not installed")
 
@@ -28,34 +24,8 @@ GOOD = {"name": "alice", "sha256": "ab" * 32, "team": "platform", "models": ["so
 
 
 def run_task(tmp_path: Path, task: str, **extra: Any) -> tuple[dict[str, Any], str]:
-    """The json callback's record of ``task`` on localhost, and the whole output (to search for secrets)."""
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PLAYBOOK, encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_ROLES_PATH": str(REPO_ROOT / "roles"),
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_HOME": str(tmp_path / "home"),
-    }
-    variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **SECRETS, **extra}
-    assert ANSIBLE_PLAYBOOK is not None
-    out = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-e", json.dumps(variables), str(playbook)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        cwd=tmp_path,
-    )
-    report = json.loads(out.stdout[out.stdout.index("{") :])
-    for play in report["plays"]:
-        for record in play["tasks"]:
-            if record["task"]["name"].endswith(task):
-                return dict(record["hosts"]["localhost"]), out.stdout + out.stderr
-    raise AssertionError(f"the preflight never ran {task!r}:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}")
+    """``task``'s record with both secrets set, and the whole output."""
+    return preflight.run_task(tmp_path, task, **{**SECRETS, **extra})
 
 
 def test_good_records_pass(tmp_path: Path) -> None:

@@ -9,67 +9,23 @@ this machine, which is no systemd host; that is not what is tested here).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.template import REPO_ROOT
+from tests.support.preflight import ANSIBLE_PLAYBOOK, run_task
 
-ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
-    "ansible-playbook"
-)
 SECRETS_TASK = "Assert the secrets are set"
 MASTER = "claude_code_gateway_master_key"
 TOKEN = "claude_code_gateway_claude_token"
 
 pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbook is not installed")
 
-PLAYBOOK = """\
-- name: Preflight only
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: The role's preflight
-      ansible.builtin.include_role:
-        name: claude_code_gateway
-        tasks_from: preflight.yml
-"""
-
 
 def run_preflight(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     """The result of the secrets assertion (the json callback's record of it)."""
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PLAYBOOK, encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_ROLES_PATH": str(REPO_ROOT / "roles"),
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_HOME": str(tmp_path / "home"),
-    }
-    variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **extra}
-    assert ANSIBLE_PLAYBOOK is not None
-    out = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-e", json.dumps(variables), str(playbook)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        cwd=tmp_path,
-    )
-    report = json.loads(out.stdout[out.stdout.index("{") :])
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            if task["task"]["name"].endswith(SECRETS_TASK):
-                return dict(task["hosts"]["localhost"])
-    raise AssertionError(f"the preflight never ran {SECRETS_TASK!r}:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}")
+    return run_task(tmp_path, SECRETS_TASK, **extra)[0]
 
 
 def test_only_the_claude_token_missing_names_only_it(tmp_path: Path) -> None:
@@ -159,3 +115,40 @@ def test_a_token_is_no_vertex_credential(tmp_path: Path) -> None:
     )
     assert result.get("failed") is True, result
     assert CLOUD in result["msg"] and TOKEN not in result["msg"]
+
+
+# --------------------------------------------------------------------------- extra environment
+
+ENV_TASK = "Assert claude_code_gateway_extra_env overrides nothing the environment files set"
+
+
+def check_extra_env(tmp_path: Path, provider_env: str, extra_env: dict[str, str]) -> tuple[dict[str, Any], Path]:
+    path = tmp_path / "provider.env"
+    path.write_text(provider_env)
+    secrets = {MASTER: "sk-master-0123456789", TOKEN: "tok"}
+    extra = {"claude_code_gateway_provider_env_src": str(path), "claude_code_gateway_extra_env": extra_env}
+    return run_task(tmp_path, ENV_TASK, **secrets, **extra)[0], path
+
+
+def test_extra_env_that_the_provider_env_file_would_override_is_refused(tmp_path: Path) -> None:
+    result, path = check_extra_env(
+        tmp_path,
+        "# settings\nLITELLM_CLAUDE_CODE_REQUEST_TIMEOUT=600\n  LITELLM_CLAUDE_CODE_MAX_CONCURRENCY=4\n",
+        {
+            "LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT": "30",
+            "LITELLM_MASTER_KEY": "sk-other",
+            "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+        },
+    )
+    assert result.get("failed") is True, result
+    assert "sets LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT, LITELLM_MASTER_KEY, which" in result["msg"], result["msg"]
+    assert str(path) in result["msg"] and "config/provider.env" in result["msg"]
+
+
+def test_extra_env_of_its_own_passes(tmp_path: Path) -> None:
+    result, _ = check_extra_env(
+        tmp_path,
+        "LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT=600\n# LITELLM_CLAUDE_CODE_API_TIMEOUT_MS=1\n",
+        {"LITELLM_CLAUDE_CODE_API_TIMEOUT_MS": "4000", "ANTHROPIC_BASE_URL": "http://x"},
+    )
+    assert not result.get("failed"), result

@@ -255,6 +255,7 @@ class Engine:
                                 messages,
                                 outcome,
                                 token_setting=launch.credential.setting,
+                                cloud=launch.credential.cloud,
                                 client_tools=request.tools is not None,
                                 structured=request.schema is not None,
                             ):

@@ -109,21 +109,19 @@ class CLIFailedError(ClaudeCodeError):
     status = 502
 
 
-# How a Bedrock or Vertex AI credential's setting begins (:attr:`.credentials.Credential.setting`).
-CLOUD_SETTINGS = ("the AWS ", "the Google ", "the Bedrock ")
-
-
 def from_upstream_status(
-    status: int | None, detail: str, token_setting: str, *, retry_after: float | None = None
+    status: int | None, detail: str, token_setting: str, *, retry_after: float | None = None, cloud: bool = False
 ) -> ClaudeCodeError:
     """Map the upstream HTTP status the CLI reported to the error the client should see.
 
-    ``retry_after`` is the wait the upstream asked for, when the CLI reported one.
+    ``retry_after`` is the wait the upstream asked for, when the CLI reported one. ``cloud``:
+    the credential is Bedrock's or Vertex AI's, so a refusal is the cloud's IAM, not a token
+    that ``claude setup-token`` would mend.
     """
     if status == 401 or status == 403:
         # Worded so that LiteLLM's scrubbing of client-facing messages (which hides anything
         # shaped like "..._TOKEN: value") leaves it readable.
-        if token_setting.startswith(CLOUD_SETTINGS):
+        if cloud:
             return UpstreamAuthError(
                 f"The cloud rejected the credentials (HTTP {status}). Check {token_setting}, its permissions and "
                 "that the model is enabled in the region (docs/credentials.md)."

@@ -144,12 +144,18 @@ class PoolStats:
         return self.warm / self.requests if self.requests else 0.0
 
 
-def _score(entry: Entry[P], plan: Plan, binding: Binding) -> tuple[int, int, int, int, float]:
+def _score(entry: Entry[P], plan: Plan, binding: Binding, *, plain_scarce: bool) -> tuple[int, int, int, int, float]:
     """Most turns kept first; then a ready process over one still starting; then no cut over a cut;
-    then one that loses nothing by taking this system prompt (it has one already) over one that
-    could still serve requests without a system prompt; then the least recently used."""
+    then, when it is the last idle process without a system prompt (``plain_scarce``), one that
+    loses nothing by taking this system prompt over the one that could still serve requests
+    without one; then the least recently used.
+
+    The system-prompt rule applies only to the last such process: an app without a system
+    prompt then stays warm beside apps with one, and while there are others to spend, the
+    least recently used conversation is the one given up, not the chat that just spoke.
+    """
     ready = 1 if entry.task.done() else 0
-    spends = binding.system_prompt is not None and entry.process.binding.system_prompt is None
+    spends = plain_scarce and binding.system_prompt is not None and entry.process.binding.system_prompt is None
     return (plan.keep, ready, 0 if plan.rewind else 1, 0 if spends else 1, -entry.process.last_used)
 
 
@@ -255,6 +261,9 @@ class ProcessPool(Generic[P]):
         while True:
             best: tuple[tuple[int, int, int, int, float], Entry[P], Plan] | None = None
             same_launch = False
+            plain = sum(
+                1 for e in self._idle if e.process.launch.key == launch.key and e.process.binding.system_prompt is None
+            )
             for entry in self._idle:
                 process = entry.process
                 if process.launch.key != launch.key:
@@ -265,7 +274,7 @@ class ProcessPool(Generic[P]):
                 plan = process.plan(conversation, binding, tenant)
                 if plan is None:
                     continue
-                score = _score(entry, plan, binding)
+                score = _score(entry, plan, binding, plain_scarce=plain <= 1)
                 if best is None or score > best[0]:
                     best = (score, entry, plan)
             if best is None:

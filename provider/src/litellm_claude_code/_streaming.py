@@ -167,6 +167,8 @@ def _result_error(
     token_setting: str,
     retry_after: float | None = None,
     rate_limit: RateLimitState | None = None,
+    *,
+    cloud: bool = False,
 ) -> ClaudeCodeError:
     detail = "; ".join(result.errors or []) or (result.result or result.subtype or "unknown error")
     detail = detail[:500]
@@ -174,11 +176,13 @@ def _result_error(
     if limited and rate_limit is not None and rate_limit.status == "rejected":
         return rate_limit.refusal()  # a subscription window refused it: wait for its reset
     if result.api_error_status:
-        return from_upstream_status(result.api_error_status, detail, token_setting, retry_after=retry_after)
+        return from_upstream_status(
+            result.api_error_status, detail, token_setting, retry_after=retry_after, cloud=cloud
+        )
     if assistant_error == "rate_limit" and retry_after is not None:
-        return from_upstream_status(429, detail, token_setting, retry_after=retry_after)
+        return from_upstream_status(429, detail, token_setting, retry_after=retry_after, cloud=cloud)
     if assistant_error == "authentication_failed":
-        return from_upstream_status(401, detail, token_setting)
+        return from_upstream_status(401, detail, token_setting, cloud=cloud)
     if assistant_error in (None, "server_error", "unknown") and _CLI_TIMEOUT.search(detail):
         return RequestTimeoutError(_UPSTREAM_NO_ANSWER)
     if assistant_error in _ASSISTANT_ERRORS:
@@ -226,9 +230,11 @@ class _Transcript:
         return tail
 
 
-async def text_deltas(messages: AsyncIterator[Message], outcome: Outcome, *, token_setting: str) -> AsyncIterator[str]:
+async def text_deltas(
+    messages: AsyncIterator[Message], outcome: Outcome, *, token_setting: str, cloud: bool = False
+) -> AsyncIterator[str]:
     """The text of :func:`deltas` alone (reasoning and tool calls left out)."""
-    async for delta in deltas(messages, outcome, token_setting=token_setting):
+    async for delta in deltas(messages, outcome, token_setting=token_setting, cloud=cloud):
         if delta.text:
             yield delta.text
 
@@ -264,6 +270,7 @@ async def deltas(
     outcome: Outcome,
     *,
     token_setting: str,
+    cloud: bool = False,
     client_tools: bool = False,
     structured: bool = False,
 ) -> AsyncIterator[Delta]:
@@ -273,6 +280,8 @@ async def deltas(
     tool calls for the client (:class:`ToolCallDelta`), and the answer ends with the CLI's result
     (the calls deferred, :mod:`.tools`). Without, a ``tool_use`` ends the answer at once: the
     text so far is all of it, and the CLI runs nothing (it has no tools).
+
+    ``cloud``: the credential is Bedrock's or Vertex AI's (:func:`.errors.from_upstream_status`).
 
     ``structured``: the answer is the input of the CLI's ``StructuredOutput`` call
     (:mod:`.structured`), streamed as text; Claude's own text around it is dropped.
@@ -380,7 +389,9 @@ async def deltas(
             if message.stop_reason:
                 outcome.stop_reason = message.stop_reason
             if assistant_error is not None or (message.is_error and message.subtype != "error_max_turns"):
-                raise _result_error(message, assistant_error, token_setting, rate_limit_wait, outcome.rate_limit)
+                raise _result_error(
+                    message, assistant_error, token_setting, rate_limit_wait, outcome.rate_limit, cloud=cloud
+                )
             outcome.finish_reason = FINISH_REASONS.get(outcome.stop_reason or "end_turn", "stop")
             if structured and not outcome.parts and message.structured_output is not None:
                 text = json.dumps(message.structured_output, separators=(",", ":"))
