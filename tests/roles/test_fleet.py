@@ -308,6 +308,33 @@ def test_rotated_token_reaches_upstream_without_restart(converged: Fleet) -> Non
     assert new_auths == {converged.token}, new_auths
 
 
+def _get(url: str, key: str | None = None) -> tuple[int, str, str]:
+    """(status, body, X-Upstream-Addr) of a GET, errors included."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return resp.status, resp.read().decode(), resp.headers.get("X-Upstream-Addr", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), exc.headers.get("X-Upstream-Addr", "")
+
+
+def test_the_load_balancer_forwards_only_the_api(converged: Fleet) -> None:
+    """The API and the gateways' health probes reach a gateway; LiteLLM's admin and UI routes and
+    /metrics get the load balancer's own 404, even with the master key (no gateway is tried)."""
+    lb, key = converged.lb_url, converged.master_key
+    status, body, upstream = _get(f"{lb}/v1/models", key)
+    assert status == 200 and "sonnet" in body and upstream, (status, body[:300], upstream)
+    status, _, upstream = _get(f"{lb}/health/readiness")
+    assert status == 200 and upstream, status
+    for path in ("/metrics/", "/ui/", "/key/list", "/model/info", "/chat/completions", "/"):
+        status, body, upstream = _get(lb + path, key)
+        assert status == 404 and not upstream, (path, status, upstream, body[:300])
+        assert json.loads(body)["error"]["message"].endswith("(claude_code_lb_forward_paths)."), body
+    # The gateways themselves still serve /metrics to whoever holds the key (Prometheus scrapes them).
+    status, body, _ = _get(f"http://{converged.ips[GATEWAYS[0]]}:4000/metrics/", key)
+    assert status == 200 and "claude_code_" in body, status
+
+
 def test_master_key_is_enforced(converged: Fleet) -> None:
     req = _chat(converged, "hi")
     req.headers["Authorization"] = "Bearer wrong-key"
