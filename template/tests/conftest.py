@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import project  # scripts/project.py (pyproject.toml puts scripts/ on the path)
 import pytest
@@ -83,6 +83,43 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def unavailable(message: str) -> NoReturn:
+    """A tool a test needs is missing: a failure under CI=true, where every test must run; a
+    skip that says what is missing on a workstation."""
+    if in_ci():
+        pytest.fail(f"required under CI=true: {message}")
+    pytest.skip(message)
+
+
+def live_unavailable() -> str | None:
+    """Why the opt-in live test cannot run here (None: it can)."""
+    if not os.environ.get(TOKEN_ENV, "").strip():
+        return f"{TOKEN_ENV} is not set: the live test is opt-in"
+    if PROJECT.cloud:
+        return (
+            f"{TOKEN_ENV} names a file on this machine, not in the container: "
+            "`make smoke` makes the live call to the cloud instead"
+        )
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The live test talks to the real Claude API: without a credential it is deselected, not
+    skipped (no run, CI's included, skips a test it requires)."""
+    if live_unavailable() is None:
+        return
+    live = [item for item in items if item.get_closest_marker("live") is not None]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [item for item in items if item.get_closest_marker("live") is None]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say why the live test did not run (the header is hidden under -q)."""
+    if reason := live_unavailable():
+        terminalreporter.write_line(f"live test deselected: {reason}")
+
+
 # --------------------------------------------------------------------------- Docker
 
 
@@ -96,9 +133,7 @@ def docker_client() -> Any:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # no engine, no socket, no SDK: all mean "no Docker"
-        if in_ci():
-            pytest.fail(f"Docker is required under CI=true and is not usable: {exc}")
-        pytest.skip(f"Docker is not usable: {exc}")
+        unavailable(f"Docker is not usable: {exc}")
     return client
 
 

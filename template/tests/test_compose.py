@@ -46,8 +46,8 @@ from conftest import (
     FakeUpstream,
     build_image,
     http_get,
-    in_ci,
     model_aliases,
+    unavailable,
 )
 
 pytestmark = pytest.mark.docker
@@ -70,10 +70,7 @@ def compose_command() -> list[str]:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    message = "neither `docker compose` nor `docker-compose` is installed"
-    if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable("neither `docker compose` nor `docker-compose` is installed")
 
 
 @pytest.fixture(scope="session")
@@ -138,9 +135,7 @@ class Stack:
 
 def make(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     if shutil.which("make") is None:
-        if in_ci():
-            pytest.fail("make is not installed")
-        pytest.skip("make is not installed")
+        unavailable("make is not installed")
     return subprocess.run(
         ["make", "-s", *args],
         cwd=ROOT,
