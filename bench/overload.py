@@ -298,10 +298,12 @@ def run(
     )
 
 
-def command_memory(command: str, interval: float) -> MemoryProbe:
+def _sampled_by(make: Callable[[], CommandSampler | bench.TreeSampler]) -> MemoryProbe:
+    """A memory probe that runs a fresh sampler for the length of a run."""
+
     @contextmanager
     def sampled() -> Iterator[Callable[[], int | None]]:
-        sampler = CommandSampler(command, interval)
+        sampler = make()
         sampler.start()
         try:
             yield lambda: sampler.peak
@@ -309,19 +311,14 @@ def command_memory(command: str, interval: float) -> MemoryProbe:
             sampler.stop()
 
     return sampled
+
+
+def command_memory(command: str, interval: float) -> MemoryProbe:
+    return _sampled_by(lambda: CommandSampler(command, interval))
 
 
 def tree_memory(pid: int) -> MemoryProbe:
-    @contextmanager
-    def sampled() -> Iterator[Callable[[], int | None]]:
-        sampler = bench.TreeSampler(pid)
-        sampler.start()
-        try:
-            yield lambda: sampler.peak
-        finally:
-            sampler.stop()
-
-    return sampled
+    return _sampled_by(lambda: bench.TreeSampler(pid))
 
 
 def run_local(args: argparse.Namespace) -> Report:

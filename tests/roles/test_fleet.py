@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.playbook import fail_report
+from tests.support.sse import read_stream
 from tests.support.upstream import served_by, user_turns
 
 pytestmark = pytest.mark.fleet
@@ -429,20 +430,12 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
     prompt = f'during the deploy [[fake:{{"token_delay": 0.1, "tokens": {words}}}]]'
 
     def one_stream(record: Stream) -> str:
-        text, finished = "", False
         with urllib.request.urlopen(_chat(converged, prompt, stream=True), timeout=90) as resp:
             record.tried = converged.hosts_of(resp.headers.get("X-Upstream-Addr", ""))
-            for raw in resp:
-                line = raw.decode().strip()
-                if line == "data: [DONE]":
-                    finished = True
-                elif line.startswith("data:"):
-                    chunk = json.loads(line[5:])
-                    if "error" in chunk:
-                        return f"in-band error: {chunk['error']}"
-                    if chunk.get("choices"):
-                        text += chunk["choices"][0]["delta"].get("content") or ""
-        got = len(text.split())
+            streamed = read_stream(resp)
+        if streamed.error is not None:
+            return f"in-band error: {streamed.error}"
+        got, finished = len(streamed.text.split()), streamed.done
         return "ok" if finished and got == words else f"incomplete ({got} words, done={finished})"
 
     def traffic() -> None:

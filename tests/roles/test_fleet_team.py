@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.support.playbook import fail_report
+from tests.support.sse import read_stream
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.fleet
@@ -164,20 +165,12 @@ def test_a_keys_rpm_holds_across_the_fleet(converged: Fleet, team: dict[str, str
 
 def _stream(url: str, key: str, text: str) -> tuple[str, str]:
     """Outcome ("ok" or what went wrong) and the gateway nginx chose, for one streamed completion."""
-    content, finished = "", False
     with urllib.request.urlopen(_request(url, key, text, stream=True), timeout=120) as resp:
         upstream = resp.headers.get("X-Upstream-Addr", "")
-        for raw in resp:
-            line = raw.decode().strip()
-            if line == "data: [DONE]":
-                finished = True
-            elif line.startswith("data:"):
-                chunk = json.loads(line[5:])
-                if "error" in chunk:
-                    return f"in-band error: {chunk['error']}", upstream
-                if chunk.get("choices"):
-                    content += chunk["choices"][0]["delta"].get("content") or ""
-    words = len(content.split())
+        streamed = read_stream(resp)
+    if streamed.error is not None:
+        return f"in-band error: {streamed.error}", upstream
+    words, finished = len(streamed.text.split()), streamed.done
     return ("ok" if finished and words == 12 else f"incomplete ({words} words, done={finished})"), upstream
 
 
