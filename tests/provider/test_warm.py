@@ -35,6 +35,7 @@ from tests.support.stack import (
     claude_processes,
     make_provider,
     shutdown_provider,
+    wait_until,
     zombies,
 )
 from tests.support.upstream import served_by, user_turns
@@ -497,6 +498,37 @@ async def test_close_while_a_warm_process_is_still_starting(make_warm: Any, fake
     assert await async_wait_until(lambda: not warm.pids() and not zombies(), 10)
     assert warm.engine.slots.in_use == 0
     assert not warm.workspaces()
+
+
+def test_exit_of_a_script_stops_the_sync_loop_and_leaves_no_workspace(
+    tmp_path: Path, fake: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What runs at a script's exit closes the sync API's engine and stops its loop thread.
+
+    The loop thread is a daemon: left running through interpreter exit, it could create a
+    spare's workspace after the engine's last-resort kill had passed, and that directory
+    outlived the script (seen once in a few dozen runs of examples/basic_completion.py).
+    """
+    from litellm_claude_code import _provider
+
+    at_exit: list[tuple[Any, tuple[Any, ...]]] = []
+    monkeypatch.setattr(_provider.atexit, "register", lambda func, *args: at_exit.append((func, args)))
+    name = f"cc-warm-{next(_NAMES)}"
+    state_dir = tmp_path / name
+    baseline = {p.pid for p in claude_processes()}
+    # One use per process: the end of the request starts a replacement, as a script exits.
+    provider = make_provider(state_dir, name, max_concurrency=2, warm_max=2, warm_max_uses=1)
+    response = litellm.completion(model=f"{name}/sonnet", messages=[{"role": "user", "content": "exit EXIT-1"}])
+    assert response.choices[0].message.content
+    assert len(at_exit) == 1, "the sync API's loop thread must register one exit handler"
+    thread = provider._loop_thread
+    func, args = at_exit[0]
+    func(*args)
+    assert not thread._thread.is_alive(), "the loop thread still runs after the exit handler"
+    warm = Warm(provider, name, state_dir, baseline)
+    assert wait_until(lambda: not warm.pids(), 10), f"CLI processes left behind: {warm.pids()}"
+    time.sleep(0.5)  # nothing may start after the handler: the loop is stopped
+    assert not warm.workspaces() and not warm.pids()
 
 
 async def test_warm_disabled_starts_one_process_per_request(make_warm: Any, fake: FakeAnthropicServer) -> None:

@@ -9,6 +9,8 @@ request costs no process and gets a 400 that says what to change.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import hashlib
 import queue
 import re
@@ -225,6 +227,7 @@ class ClaudeCodeProvider(CustomLLM):
         with self._lock:
             if self._loop_thread is None:
                 self._loop_thread = _LoopThread()
+                atexit.register(_close_at_exit, weakref.ref(self))
             return self._loop_thread
 
     def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
@@ -345,6 +348,26 @@ def _fill_response(response: ModelResponse, text: str, outcome: Outcome, model: 
     return response
 
 
+# How long interpreter exit waits for the sync API's processes to be stopped and reaped.
+EXIT_CLOSE_TIMEOUT = 15.0
+
+
+def _close_at_exit(ref: weakref.ReferenceType[ClaudeCodeProvider]) -> None:
+    """A script's exit: close the sync API's engine, then stop its loop, before anything else.
+
+    The loop thread is a daemon, so it keeps running while atexit handlers do and is frozen
+    wherever it is when the interpreter finalizes. Left to run, it can start a spare (a new
+    workspace directory) after the engine's last-resort kill has passed, and that workspace
+    outlives the script. Stopping the loop first leaves it nothing to start.
+    """
+    provider = ref()
+    if provider is None or provider._loop_thread is None or not provider._loop_thread.loop.is_running():
+        return
+    with contextlib.suppress(Exception):
+        provider.close(timeout=EXIT_CLOSE_TIMEOUT)
+    provider._loop_thread.stop(timeout=EXIT_CLOSE_TIMEOUT)
+
+
 class _LoopThread:
     """A private event loop on a daemon thread: the sync API runs the async code here."""
 
@@ -352,6 +375,12 @@ class _LoopThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="litellm-claude-code", daemon=True)
         self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stop the loop after its current step and wait for the thread to end."""
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
