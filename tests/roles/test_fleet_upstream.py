@@ -487,7 +487,8 @@ def during_fault(fleet: Fleet, host: str, words: tuple[str, ...]) -> list[Reply]
 
 # A small tmpfs over the state directory (its content copied in), then filled, blocks and inodes,
 # and kept full: whatever the service frees (a stopped process's workspace) is taken again at once,
-# as on a disk that something else keeps filling.
+# as on a disk that something else keeps filling. It says "full" once, with a snapshot that shows
+# it: a snapshot taken just as the service freed a workspace is not one (the next round takes it).
 FILLER = f"""
 D={STATE_DIR}
 U=$(stat -c %u $D); G=$(stat -c %g $D); N=$(find $D | wc -l)
@@ -496,10 +497,17 @@ mount -t tmpfs -o size=4m,nr_inodes=$((N + 64)),mode=0700,uid=$U,gid=$G lcc-full
 tar -C $D -xpf /tmp/lcc-state.tar
 rm -f /tmp/lcc-state.tar
 i=0
+said=
 while :; do
   dd if=/dev/zero of=$D/fill-blocks-$i bs=4k 2>/dev/null || true
   while touch $D/fill-$i 2>/dev/null; do i=$((i + 1)); done
-  [ -e $D/full ] || {{ df -P $D | tail -1; df -Pi $D | tail -1; echo full; touch $D/full 2>/dev/null || true; }}
+  if [ -z "$said" ]; then
+    blocks=$(df -P $D | tail -1); inodes=$(df -Pi $D | tail -1)
+    set -- $blocks; free_blocks=$4; set -- $inodes; free_inodes=$4
+    if [ "$free_blocks" = 0 ] && [ "$free_inodes" = 0 ]; then
+      echo "$blocks"; echo "$inodes"; echo full; said=yes
+    fi
+  fi
   sleep 0.05
 done
 """
@@ -522,7 +530,7 @@ def full_state_directory(fleet: Fleet, image: str, host: str) -> Iterator[str]:
         yield logs
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-        in_service_namespace(fleet, image, host, f"rm -f {STATE_DIR}/fill-* {STATE_DIR}/full")
+        in_service_namespace(fleet, image, host, f"rm -f {STATE_DIR}/fill-*")
 
 
 def test_full_state_directory(converged: Fleet, proxy: FaultProxy, systemd_image: str) -> None:
