@@ -167,6 +167,34 @@ async def test_a_follow_up_is_written_to_the_process_that_answered(
     assert [field(line, "warm") for line in request_lines][1:] == ["true"] * 4
 
 
+async def test_as_many_chats_as_warm_processes_each_keep_their_own(
+    make_chat: Any, fake: FakeAnthropicServer, request_lines: list[str]
+) -> None:
+    """A client's first contact without a system prompt, then four chats with one, interleaved
+    turn by turn as a shared gateway sees them, on WARM_MAX=4: the chats settle in their own
+    processes (the process left from the first contact is cut, not a chat's), so from the third
+    turn on every follow-up is continued in the process that answered the turn before. Before,
+    that process was kept back for requests without a system prompt and each new chat cut the chat
+    that would speak next: every follow-up was rebuilt."""
+    chat = make_chat(warm_max=4, max_concurrency=6)
+    for index in range(2):
+        await chat.send([{"role": "user", "content": f"FIRST contact {index}"}])
+    histories = {tag: [{"role": "system", "content": f"System of chat {tag}."}] for tag in ("A", "B", "C", "D")}
+    kinds: dict[str, list[str]] = {tag: [] for tag in histories}
+    for turn in range(3):
+        for tag, messages in histories.items():
+            messages.append({"role": "user", "content": f"CHAT {tag} question {turn}"})
+            seen = len(request_lines)
+            messages.append({"role": "assistant", "content": await chat.send(messages, stream=turn % 2 == 1)})
+            (line,) = request_lines[seen:]
+            kinds[tag].append(field(line, "conversation"))
+    assert all(seen[0] == "new" and seen[2] == "continued" for seen in kinds.values()), kinds
+    assert sum(seen[1] != "continued" for seen in kinds.values()) <= 1, kinds
+    for tag in histories:
+        (last,) = requests_with(fake, f"CHAT {tag} question 2")
+        assert [role for role, _ in texts(last)] == ["user", "assistant"] * 2 + ["user"], texts(last)
+
+
 async def test_odd_but_real_histories_work(make_chat: Any, fake: FakeAnthropicServer) -> None:
     chat = make_chat()
     await chat.send(

@@ -292,6 +292,83 @@ async def test_a_chat_that_just_spoke_keeps_its_process_while_others_can_be_spen
         assert process is served[tag] and lease.plan.kind == "continued", (tag, lease)
 
 
+async def test_as_many_chats_as_warm_processes_settle_in_them_after_requests_without_a_system_prompt(
+    make_pool: Any,
+) -> None:
+    """Two requests without a system prompt (a client's first contact), then four chats with one,
+    interleaved turn by turn, on WARM_MAX=4: the chats settle in their own processes. The idle
+    process left from those first requests is kept back for requests without a system prompt only
+    while such a request is among the last WARM_MAX + 1; kept back regardless, each new chat cut
+    the chat that would speak next, and every follow-up was rebuilt (`bench.py --conversation
+    --warm-max 4`: no cache read at all). The fourth chat still arrives while the first contact
+    is recent, so one follow-up is rebuilt; from the third turn on, every one continues."""
+    pool = make_pool(warm_max=4, max_concurrency=8)
+    for index in range(2):
+        await ask(pool, conversation(f"first contact {index}"))
+    tags = [f"chat-{index}" for index in range(4)]
+    kinds: dict[str, list[str]] = {tag: [] for tag in tags}
+    for turn in range(4):
+        for tag in tags:
+            texts: list[str] = []
+            for earlier in range(turn):
+                texts += [f"{tag} q{earlier}", "answer"]
+            _, lease = await ask(pool, conversation(*texts, f"{tag} q{turn}", system=f"{tag} system"))
+            kinds[tag].append(lease.plan.kind)
+    rebuilt = [tag for tag, seen in kinds.items() for kind in seen[1:] if kind != "continued"]
+    assert len(rebuilt) <= 1, kinds
+    assert all(seen[2:] == ["continued"] * 2 for seen in kinds.values()), kinds
+
+
+async def test_a_new_chat_waits_for_a_starting_spare_rather_than_cut_a_chat_that_just_spoke(tmp_path: Path) -> None:
+    """A chat's first turn, while the only ready idle process holds the chat that just spoke and a
+    spare is still starting (a loaded host, a gateway just restarted): the new chat waits for the
+    spare. Cutting the other chat would cost its next turn a rebuild and, upstream, a prompt-cache
+    miss on its whole history, far more than the rest of a start (the fleet's affinity test missed
+    one follow-up in six this way under CI load)."""
+    FakeProcess.made = []
+    settings = Settings(state_dir=tmp_path, max_concurrency=3, warm_max=3)
+
+    def factory(launch: Launch, binding: Binding) -> FakeProcess:
+        return FakeProcess(launch, binding, hold_start=bool(FakeProcess.made))  # the first starts at once
+
+    pool = ProcessPool(settings, Slots(3), factory, starting_limit=1)
+    one = conversation("one q0", system="one")
+    first, _ = await ask(pool, one)
+    (spare,) = [p for p in pool.idle_processes() if p is not first]
+    assert not spare._started.is_set()
+
+    two = conversation("two q0", system="two")
+    waiter = asyncio.create_task(pool.checkout(two, Binding("sonnet", "two"), LAUNCH, ""))
+    await settle()
+    assert not waiter.done(), "the new chat took the process of the chat that just spoke"
+    spare._started.set()
+    lease = await asyncio.wait_for(waiter, 2)
+    assert lease.process is spare and lease.warm and lease.plan.kind == "new"
+    lease.process.serve(two, lease.plan, Binding("sonnet", "two"))
+    pool.checkin(lease.process, keep=True)
+
+    follow_up = conversation("one q0", "answer", "one q1", system="one")
+    process, lease = await ask(pool, follow_up)
+    assert process is first and lease.plan.kind == "continued"
+    for process in FakeProcess.made:
+        process._started.set()
+    await pool.close()
+
+
+async def test_a_ready_process_that_would_cut_is_taken_when_no_spare_is_starting(make_pool: Any) -> None:
+    """The other side of the rule: with no fresh process idle or starting, a new chat takes the
+    least recently used ready one and cuts its conversation (the cap is never exceeded for it)."""
+    pool = make_pool(warm_max=2, max_concurrency=2)
+    older, _ = await ask(pool, conversation("older"))
+    await asyncio.sleep(0.01)
+    await ask(pool, conversation("newer"))
+    assert pool.idle == 2 and all(p.held for p in pool.idle_processes())
+    lease = await pool.checkout(conversation("third"), Binding("sonnet"), LAUNCH, "")
+    assert lease.process is older and lease.warm and lease.plan.rewind
+    pool.checkin(lease.process, keep=False)
+    await pool.close()
+
+
 async def test_spares_follow_the_model_of_the_recent_traffic(make_pool: Any) -> None:
     pool = make_pool(warm_max=2, max_concurrency=3)
     for index in range(40):

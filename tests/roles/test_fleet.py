@@ -212,6 +212,11 @@ def test_conversation_affinity_through_the_load_balancer(converged: Fleet) -> No
     written, never rebuilt. Without it the turns spread over the gateways and are rebuilt there,
     still as real turns."""
     turns, expected_roles = 4, ["user", "assistant"] * 3 + ["user"]
+    since = int(time.time()) - 1
+    # Shown with a failure: a process past WARM_MAX_AGE (900 s) is retired after its turn.
+    for host in GATEWAYS:
+        ages = converged.sh(host, "ps -C claude -o etimes= || true").stdout.split()
+        print(f"{host}: CLI processes aged {sorted(int(age) for age in ages)} s before the chats")
     # Two chats: even if both hash to one gateway, its two warm processes hold both.
     sticky = [f"affine-{i}" for i in range(2)]
     gateways = _converse(converged, sticky, turns, affinity=True)
@@ -219,6 +224,9 @@ def test_conversation_affinity_through_the_load_balancer(converged: Fleet) -> No
         assert len(set(seen)) == 1, f"{tag} moved between gateways: {seen}"
     hit_rate, roles = _affinity(converged, sticky, turns)
     assert all(r == expected_roles for r in roles), roles
+    # The gateways' own account of those requests: each follow-up was continued in its process.
+    log = _request_log(converged, since, requests=len(sticky) * turns)
+    continued = sum("conversation=continued" in line for lines in log.values() for line in lines)
 
     loose = [f"loose-{i}" for i in range(3)]  # an odd count: alternating gateways split every chat
     spread = _converse(converged, loose, turns, affinity=False)
@@ -226,8 +234,26 @@ def test_conversation_affinity_through_the_load_balancer(converged: Fleet) -> No
     assert all(r == expected_roles for r in loose_roles), loose_roles
     print(f"\naffinity hit rate through the LB: {hit_rate:.0%} with X-Conversation-Id, {loose_rate:.0%} without")
     print(f"gateways per chat without it: { {tag: len(set(seen)) for tag, seen in spread.items()} }")
-    # Every follow-up found the process that answered the turn before.
-    assert hit_rate == 1.0, (hit_rate, gateways)
+    # Every follow-up found the process that answered the turn before; if not, the gateways' own
+    # account of each request (warm, cold_reason, conversation kind) says why.
+    assert hit_rate == 1.0, (hit_rate, gateways, log)
+    assert continued == len(sticky) * (turns - 1), log
+
+
+def _request_log(fleet: Fleet, since: int, *, requests: int, wait: float = 15) -> dict[str, list[str]]:
+    """Per gateway, its request lines and pool warnings since ``since``, once at least ``requests``
+    request lines are in (journald takes them in a moment after the answer), or after ``wait``."""
+    deadline = time.monotonic() + wait
+    while True:
+        log = {}
+        for host in GATEWAYS:
+            out = fleet.sh(host, f"journalctl --no-pager -o cat -u {SLUG}.service --since @{since}", timeout=120)
+            wanted = ("claude_code_request", "warm process")
+            log[host] = [line for line in out.stdout.splitlines() if any(word in line for word in wanted)]
+        logged = sum("claude_code_request" in line for lines in log.values() for line in lines)
+        if logged >= requests or time.monotonic() > deadline:
+            return log
+        time.sleep(0.5)
 
 
 def test_streaming_is_incremental_through_nginx(converged: Fleet) -> None:

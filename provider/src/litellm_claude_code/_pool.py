@@ -16,11 +16,14 @@ Choosing among the idle processes, the pool prefers (:func:`_score`):
 
 1. the one that holds the most of the request's conversation, so a follow-up turn is written to
    the process that answered the turn before and costs only itself;
-2. then one that is ready over one still starting;
-3. then one that needs no cut (a fresh process for a new conversation: every conversation held
-   is kept);
+2. then one that needs no cut (a fresh process for a new conversation: every conversation held
+   is kept), even if it is still starting: a cut costs the conversation it removes a rebuild on
+   its next turn and, upstream, a prompt-cache miss on its whole history, far more than the rest
+   of a start (about half a second; a few seconds on a loaded host);
+3. then one that is ready over one still starting;
 4. then, for a request with a system prompt, one that already has one: a process without a
-   system prompt is the only kind that can serve a request without one, so it is spent last;
+   system prompt is the only kind that can serve a request without one, so the last of them is
+   spent last, while requests without one come back within ``WARM_MAX`` + 1 requests;
 5. then the least recently used: a conversation idle the longest is the least likely to go on.
 
 A request that no idle process can serve gets a new process; when every slot is taken, the least
@@ -145,18 +148,22 @@ class PoolStats:
 
 
 def _score(entry: Entry[P], plan: Plan, binding: Binding, *, plain_scarce: bool) -> tuple[int, int, int, int, float]:
-    """Most turns kept first; then a ready process over one still starting; then no cut over a cut;
-    then, when it is the last idle process without a system prompt (``plain_scarce``), one that
+    """Most turns kept first; then no cut over a cut (a spare still starting is waited for rather
+    than another conversation cut); then a ready process over one still starting; then, when it is
+    the last idle process without a system prompt (``plain_scarce``), one that
     loses nothing by taking this system prompt over the one that could still serve requests
     without one; then the least recently used.
 
-    The system-prompt rule applies only to the last such process: an app without a system
-    prompt then stays warm beside apps with one, and while there are others to spend, the
-    least recently used conversation is the one given up, not the chat that just spoke.
+    The system-prompt rule applies only to the last such process, and only while requests without
+    a system prompt are among the recent ones: an app without a system prompt then stays warm
+    beside apps with one; while there are others to spend, the least recently used conversation
+    is the one given up, not the chat that just spoke; and a process left from requests without a
+    system prompt that stopped coming is given up before any chat (kept back regardless, it made
+    as many chats as warm processes cut each other in turn, every follow-up rebuilt).
     """
     ready = 1 if entry.task.done() else 0
     spends = plain_scarce and binding.system_prompt is not None and entry.process.binding.system_prompt is None
-    return (plan.keep, ready, 0 if plan.rewind else 1, 0 if spends else 1, -entry.process.last_used)
+    return (plan.keep, 0 if plan.rewind else 1, ready, 0 if spends else 1, -entry.process.last_used)
 
 
 class ProcessPool(Generic[P]):
@@ -178,6 +185,10 @@ class ProcessPool(Generic[P]):
         self._closing: set[asyncio.Task[None]] = set()
         # What recent requests asked for (model and client tools): spares are started for the most common.
         self._specs: collections.deque[tuple[str, ToolSet | None]] = collections.deque(maxlen=MODEL_WINDOW)
+        # Whether each of the last WARM_MAX + 1 requests had no system prompt: the last idle process
+        # without one is kept back for such requests only while one of them is among these, that is
+        # while they come back within a round of the warm set (:func:`_score`).
+        self._plain: collections.deque[bool] = collections.deque(maxlen=max(1, settings.warm_max) + 1)
         self._evicted: collections.deque[Evicted] = collections.deque(maxlen=max(8, 2 * settings.max_concurrency))
         # Spares starting at once: half the CPUs, at least one. Each start is about a CPU-second; the
         # other half is left to the requests being served (a burst of starts slowed them on 2 cores).
@@ -215,6 +226,7 @@ class ProcessPool(Generic[P]):
         """
         self.stats.requests += 1
         self._specs.append((binding.model, binding.tools))
+        self._plain.append(binding.system_prompt is None)
         self._last_launch = launch
         self._retire_other_credentials(launch)
         arrived = time.monotonic()
@@ -264,6 +276,7 @@ class ProcessPool(Generic[P]):
             plain = sum(
                 1 for e in self._idle if e.process.launch.key == launch.key and e.process.binding.system_prompt is None
             )
+            plain_wanted = any(self._plain)
             for entry in self._idle:
                 process = entry.process
                 if process.launch.key != launch.key:
@@ -274,7 +287,7 @@ class ProcessPool(Generic[P]):
                 plan = process.plan(conversation, binding, tenant)
                 if plan is None:
                     continue
-                score = _score(entry, plan, binding, plain_scarce=plain <= 1)
+                score = _score(entry, plan, binding, plain_scarce=plain <= 1 and plain_wanted)
                 if best is None or score > best[0]:
                     best = (score, entry, plan)
             if best is None:
