@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,59 @@ def test_rpm_limit_is_429_with_retry_after(keyed_proxy: Proxy, store: Path) -> N
     assert int(statuses[2].headers["retry-after"]) > 0
     other = issue(store, "unlimited")
     assert chat(keyed_proxy, other).status_code == 200, "one key's limit held another key back"
+
+
+# --------------------------------------------------------------------------- tenants on every API
+
+
+def _ask(proxy: Proxy, key: str, api: str, text: str) -> httpx.Response:
+    """One request of ``api`` ("chat", "messages" or "responses") with ``key``."""
+    headers = {"Authorization": f"Bearer {key}"}
+    if api == "messages":
+        path, body = (
+            "/v1/messages",
+            {"model": "sonnet", "max_tokens": 50, "messages": [{"role": "user", "content": text}]},
+        )
+    elif api == "responses":
+        path, body = "/v1/responses", {"model": "sonnet", "input": text}
+    else:
+        path, body = "/v1/chat/completions", {"model": "sonnet", "messages": [{"role": "user", "content": text}]}
+    return httpx.post(proxy.base_url + path, json=body, headers=headers, timeout=HTTP_TIMEOUT)
+
+
+@pytest.mark.parametrize("api", ["chat", "messages", "responses"])
+def test_two_keys_never_share_a_process_on_any_api(
+    keyed_proxy: Proxy, store: Path, fake: FakeAnthropicServer, api: str
+) -> None:
+    """The proxy runs WARM_MAX=1: a key's second request reuses its own idle process, another
+    key's request never does (a request whose key LiteLLM did not pass on would be served as a
+    shared tenant and take it)."""
+    from tests.support.upstream import served_by
+
+    first, second = issue(store, f"tenant-a-{api}"), issue(store, f"tenant-b-{api}")
+    marks = {}
+    for who, key in (("a1", first), ("a2", first), ("b1", second)):
+        mark = f"TENANT-{api}-{who}"
+        answer = _ask(keyed_proxy, key, api, mark)
+        assert answer.status_code == 200, answer.text
+        marks[who] = mark
+        # The pool takes the process back right after the answer; a2 == a1 shows this wait is enough.
+        time.sleep(1.5)
+    sessions = {}
+    for who, mark in marks.items():
+        (request,) = [r for r in fake.messages_requests() if mark in json.dumps(r["body"])]
+        sessions[who] = served_by(request)
+    assert sessions["a1"] == sessions["a2"], "a key's second request did not reuse its own warm process"
+    assert sessions["b1"] != sessions["a1"], f"{api}: another key's request was served by the first key's process"
+
+
+def test_a_proxy_request_without_a_key_hash_is_a_tenant_of_its_own() -> None:
+    """Fails closed: no shared tenant for a proxy request whose key hash is missing."""
+    from litellm_claude_code._provider import _tenant
+
+    proxied = {"proxy_server_request": {"url": "http://gw/v1/messages"}, "metadata": {}}
+    first, second = _tenant(proxied), _tenant(dict(proxied))
+    assert first and second and first != second, "a proxy request without a key hash joined a shared tenant"
+    keyed = {"litellm_metadata": {"user_api_key_hash": "abc"}, "proxy_server_request": {"url": "x"}}
+    assert _tenant(keyed) == _tenant({"metadata": {"user_api_key_hash": "abc"}}) != ""
+    assert _tenant(None) == _tenant({}) == "", "a library call outside the proxy is the one shared tenant"

@@ -27,7 +27,7 @@ from litellm_claude_code.testing import FakeAnthropicServer
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 UPSTREAM_KEY = "sk-ant-test-upstream-key-0001"
-MASTER_KEY = "sk-master-test-0123456789"
+MASTER_KEY = "sk-master-test-0123456789abcdefghij"
 
 CREDENTIAL_NAMES = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
@@ -173,7 +173,14 @@ class Proxy:
         return claude_processes(psutil.Process(self.process.pid)) if self.process.poll() is None else []
 
 
-def start_proxy(config: Path, workdir: Path, upstream: FakeAnthropicServer, extra_env: dict[str, str]) -> Proxy:
+def start_proxy(
+    config: Path,
+    workdir: Path,
+    upstream: FakeAnthropicServer,
+    extra_env: dict[str, str],
+    command: list[str] | None = None,
+) -> Proxy:
+    """``litellm --config config`` (or ``command`` with the same arguments) against ``upstream``."""
     port = free_port()
     state_dir = workdir / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +202,7 @@ def start_proxy(config: Path, workdir: Path, upstream: FakeAnthropicServer, extr
     litellm_bin = Path(sys.executable).parent / "litellm"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(litellm_bin), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            [*(command or [str(litellm_bin)]), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
             cwd=workdir,
             env=env,
             stdout=out,

@@ -16,6 +16,7 @@ import queue
 import re
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future
@@ -30,10 +31,10 @@ from ._cost import attach_to_response, attach_to_usage
 from ._engine import Engine, Request
 from ._errors import BadRequestError, ClaudeCodeError, for_litellm
 from ._messages import convert_messages
-from ._observability import configure
+from ._observability import configure, logger
 from ._parameters import drop_requested, screen
 from ._reasoning import reasoning_chunk, reasoning_of
-from ._settings import Settings
+from ._settings import Limits, Settings
 from ._stops import stops_of
 from ._streaming import Outcome, ToolCallDelta
 from ._structured import output_schema
@@ -105,8 +106,9 @@ class ClaudeCodeProvider(CustomLLM):
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise BadRequestError("max_tokens must be a positive integer.")
         conversation = convert_messages(messages)
-        tools = tool_request(params, conversation).tools
-        schema = output_schema(params.get("response_format"))
+        limits = Limits.of(settings)
+        tools = tool_request(params, conversation, limits).tools
+        schema = output_schema(params.get("response_format"), limits)
         if schema is not None and tools is not None:
             raise BadRequestError(
                 "response_format with tools is not supported: Claude Code gives structured output as a call of its "
@@ -140,7 +142,9 @@ class ClaudeCodeProvider(CustomLLM):
     async def astreaming(  # type: ignore[override]
         self, model: str, messages: list[Any], *args: Any, **kwargs: Any
     ) -> AsyncIterator[GenericStreamingChunk]:
-        request = self.build_request(
+        # In a worker thread: it checks the client's schemas (bounded by _structured.CHECK_SECONDS).
+        request = await asyncio.to_thread(
+            self.build_request,
             model,
             messages,
             kwargs.get("optional_params"),
@@ -166,7 +170,7 @@ class ClaudeCodeProvider(CustomLLM):
                     index=0,
                     tool_use=_tool_call_chunk(delta.tool_call) if delta.tool_call else None,
                 )
-            check_strict(request.tools, outcome.tool_calls)
+            await asyncio.to_thread(check_strict, request.tools, outcome.tool_calls)
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         yield GenericStreamingChunk(
@@ -179,7 +183,8 @@ class ClaudeCodeProvider(CustomLLM):
         )
 
     async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
-        request = self.build_request(
+        request = await asyncio.to_thread(
+            self.build_request,
             model,
             messages,
             kwargs.get("optional_params"),
@@ -190,7 +195,7 @@ class ClaudeCodeProvider(CustomLLM):
         outcome = Outcome()
         try:
             parts = [delta.text async for delta in self.engine().stream(request, outcome) if delta.text]
-            check_strict(request.tools, outcome.tool_calls)
+            await asyncio.to_thread(check_strict, request.tools, outcome.tool_calls)
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         response = kwargs.get("model_response")
@@ -288,13 +293,24 @@ def _tenant(litellm_params: dict[str, Any] | None) -> str:
     """Who asks: the LiteLLM key the proxy authenticated (hashed again here), or "" outside the proxy.
 
     A CLI process serves one tenant for life, and a conversation is only ever continued for the
-    tenant that started it.
+    tenant that started it. The proxy passes the key's hash in ``metadata`` (chat completions)
+    or ``litellm_metadata`` (``/v1/messages``, ``/v1/responses``). A request that came through
+    the proxy without one fails closed: it is a tenant of its own, which no other request
+    shares, so it never takes a process or a conversation of anyone else's. Only a direct
+    library call (no proxy request at all) is the shared tenant "".
     """
-    metadata = (litellm_params or {}).get("metadata") or {}
-    key = metadata.get("user_api_key_hash") or metadata.get("user_api_key") if isinstance(metadata, dict) else None
-    if not isinstance(key, str) or not key:
-        return ""
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    params = litellm_params or {}
+    for field in ("metadata", "litellm_metadata"):
+        metadata = params.get(field)
+        if not isinstance(metadata, dict):
+            continue
+        key = metadata.get("user_api_key_hash") or metadata.get("user_api_key")
+        if isinstance(key, str) and key:
+            return hashlib.sha256(key.encode()).hexdigest()[:32]
+    if params.get("proxy_server_request"):
+        logger.warning("a proxy request carried no key hash: it is served as a tenant of its own")
+        return "unidentified-" + uuid.uuid4().hex
+    return ""
 
 
 def _tool_call_chunk(piece: ToolCallDelta) -> Any:

@@ -9,6 +9,7 @@ needs no restart and fails no request.
     python -m litellm_claude_code.keys add --name alice --models sonnet,haiku --rpm 60 --store keys.json
     python -m litellm_claude_code.keys revoke --name alice --store keys.json
     python -m litellm_claude_code.keys list --store keys.json
+    python -m litellm_claude_code.keys metrics-key   # the scrape key, from LITELLM_MASTER_KEY or stdin
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KeyRecord", "KeyStore", "hash_key", "new_key"]
+__all__ = ["KeyRecord", "KeyStore", "hash_key", "metrics_key", "new_key"]
 
 KEY_PREFIX = "sk-cc-"
 STORE_ENV = "LITELLM_CLAUDE_CODE_KEYS_FILE"
@@ -45,6 +46,20 @@ def new_key() -> str:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+METRICS_KEY_PREFIX = "sk-metrics-"
+
+
+def metrics_key(master_key: str) -> str:
+    """The scrape credential for ``GET /metrics``: an HMAC of the master key, not the key.
+
+    The proxy's auth hook (``proxy_auth``) opens ``GET /metrics`` to it and nothing else, so
+    Prometheus never holds the master key. Whoever has the master key derives it; it reveals
+    nothing of the master key; rotating the master key rotates it.
+    """
+    digest = hmac.new(master_key.encode(), b"litellm-claude-code/metrics-scrape/v1", hashlib.sha256).hexdigest()
+    return METRICS_KEY_PREFIX + digest
 
 
 @dataclass(frozen=True)
@@ -238,9 +253,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics_key(_args: argparse.Namespace) -> int:
+    from ._master_key import check_master_key
+
+    master = os.environ.get("LITELLM_MASTER_KEY", "") or sys.stdin.readline().strip()
+    check_master_key(master)
+    print(metrics_key(master))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m litellm_claude_code.keys", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("metrics-key", help="print the scrape key for GET /metrics (master key from env or stdin)")
     default_store = os.environ.get(STORE_ENV)
     for name in ("add", "revoke", "list"):
         cmd = sub.add_parser(name)
@@ -258,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add.add_argument("--expires", help="ISO date or datetime, UTC unless it has an offset")
     args = parser.parse_args(argv)
     try:
-        return {"add": _cmd_add, "revoke": _cmd_revoke, "list": _cmd_list}[args.command](args)
+        commands = {"add": _cmd_add, "revoke": _cmd_revoke, "list": _cmd_list, "metrics-key": _cmd_metrics_key}
+        return commands[args.command](args)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
