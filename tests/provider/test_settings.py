@@ -48,6 +48,9 @@ def test_defaults(clean_environment: Path) -> None:
     assert settings.warm_idle_timeout == 300.0
     assert settings.warm_max_uses == 100
     assert settings.warm_max_age == 900.0
+    assert settings.max_tools == 128
+    assert settings.max_tool_schema_bytes == 65_536
+    assert settings.max_response_schema_bytes == 65_536
 
 
 def test_every_variable_is_parsed(tmp_path: Path) -> None:
@@ -66,6 +69,9 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "LITELLM_CLAUDE_CODE_WARM_IDLE_TIMEOUT": "12",
         "LITELLM_CLAUDE_CODE_WARM_MAX_USES": "5",
         "LITELLM_CLAUDE_CODE_WARM_MAX_AGE": "60.5",
+        "LITELLM_CLAUDE_CODE_MAX_TOOLS": "32",
+        "LITELLM_CLAUDE_CODE_MAX_TOOL_SCHEMA_BYTES": "8192",
+        "LITELLM_CLAUDE_CODE_MAX_RESPONSE_SCHEMA_BYTES": "16384",
     }
     assert {PREFIX + f.name.upper() for f in dataclasses.fields(Settings)} == set(env)  # one variable per field
     settings = Settings.from_env(env)
@@ -84,6 +90,9 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         warm_idle_timeout=12.0,
         warm_max_uses=5,
         warm_max_age=60.5,
+        max_tools=32,
+        max_tool_schema_bytes=8192,
+        max_response_schema_bytes=16384,
     )
     assert isinstance(settings.max_concurrency, int) and isinstance(settings.queue_timeout, float)
 
@@ -137,6 +146,9 @@ def test_booleans(value: str, expected: bool) -> None:
         ("WARM_MAX_USES", "0", "must be at least 1"),
         ("WARM_MAX_AGE", "-5", "must be more than 0 seconds"),
         ("WARM_MAX_AGE", "nan", "must be more than 0 seconds"),
+        ("MAX_TOOLS", "0", "must be at least 1"),
+        ("MAX_TOOL_SCHEMA_BYTES", "1k", "is not a whole number"),
+        ("MAX_RESPONSE_SCHEMA_BYTES", "100", "must be at least 1024 bytes"),
     ],
 )
 def test_bad_values_name_the_variable(suffix: str, value: str, expected: str) -> None:

@@ -11,7 +11,22 @@ Safe by default, whatever the request says:
 - an environment built from an allow-list. The SDK passes the whole service environment to
   the CLI (master keys, database URLs, ...), so the CLI is started through a small launcher
   that drops every variable not on the list before it ``exec``s the binary. Values never
-  appear on a command line, where any local user could read them.
+  appear on a command line, where any local user could read them;
+- no managed policy. Claude Code reads an administrator's policy from a fixed directory
+  (:data:`MANAGED_POLICY_DIRS`: ``/etc/claude-code`` on Linux) whatever its flags, HOME or
+  environment say: ``managed-settings.json`` and ``managed-settings.d/*.json`` (their hooks run
+  shell commands on every session start, prompt and answer, with the prompt on stdin; their
+  ``env``, permissions and model settings apply), ``managed-mcp.json`` (then the CLI refuses
+  ``--strict-mcp-config`` and every start fails), ``CLAUDE.md`` and ``.claude/rules`` (sent to
+  Claude in the first user turn), ``.claude/skills``, ``agents`` and ``commands``. No variable or
+  flag of CLI 2.1.332 turns policy off (``--setting-sources``, ``disableAllHooks`` in
+  ``--settings``, ``--safe-mode`` all leave it on; ``CLAUDE_CODE_MANAGED_SETTINGS_PATH`` is not
+  read by this build; ``--bare`` drops OAuth). So :func:`check_managed_policy` refuses to start
+  a CLI process while that directory holds any file, and names the files: a 500 for the request,
+  until the policy is removed from the gateway host or hidden from the service. ``CLAUDE.md``
+  files are also switched off outright (``CLAUDE_CODE_DISABLE_CLAUDE_MDS``).
+  ``tests/provider/test_managed_settings.py`` pins both against the real CLI, in a private mount
+  namespace.
 """
 
 from __future__ import annotations
@@ -21,6 +36,7 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +44,7 @@ from pathlib import Path
 
 from claude_agent_sdk import ClaudeAgentOptions
 
+from ._compat import DependencyVersionError, check_bundled_cli_digest
 from ._credentials import Credential
 from ._errors import ClaudeCodeError, CLINotFoundError, ConfigurationError, StateDirectoryError
 from ._reasoning import Reasoning
@@ -79,7 +96,14 @@ QUIET_VARIABLES = {
     # Client tools reach Claude as its tool list, not behind the CLI's tool search (which
     # withholds MCP tools and adds a "DeferredToolPlaceholder" tool of its own).
     "ENABLE_TOOL_SEARCH": "false",
+    # No CLAUDE.md or rules file of any source reaches Claude, the managed one included.
+    "CLAUDE_CODE_DISABLE_CLAUDE_MDS": "1",
 }
+
+MANAGED_POLICY_DIRS = {"linux": "/etc/claude-code", "darwin": "/Library/Application Support/ClaudeCode"}
+"""Where Claude Code reads an administrator's managed policy, by ``sys.platform`` (CLI 2.1.332)."""
+
+_MAX_POLICY_ENTRIES = 1000
 
 # Largest single JSON line read from the CLI. The SDK's default (1 MiB) is too small for some
 # lines the CLI writes (a long answer assembled in one assistant message, error details that
@@ -127,7 +151,12 @@ def bundled_cli_path() -> Path:
 
 
 def resolve_cli(settings: Settings) -> str:
-    """The CLI binary to run, or a 500 that says how to install one."""
+    """The CLI binary to run, or a 500 that says how to install one.
+
+    The bundled CLI must also have the SHA-256 pinned for this claude-agent-sdk and machine
+    (:func:`._compat.check_bundled_cli_digest`: hashed once per process, 0.3 to 0.8 s). A binary
+    named by ``LITELLM_CLAUDE_CODE_CLI_PATH`` is the operator's: only its version is checked.
+    """
     candidate = Path(settings.cli_path) if settings.cli_path else bundled_cli_path()
     if not candidate.is_file() or not os.access(candidate, os.X_OK):
         where = (
@@ -140,7 +169,55 @@ def resolve_cli(settings: Settings) -> str:
             "(`pip install claude-agent-sdk`, which bundles the CLI), or set LITELLM_CLAUDE_CODE_CLI_PATH to a "
             "`claude` binary."
         )
+    if not settings.cli_path:
+        try:
+            check_bundled_cli_digest(candidate)
+        except DependencyVersionError as exc:
+            raise ConfigurationError(str(exc)) from None
     return str(candidate)
+
+
+def managed_policy_dir() -> Path | None:
+    """Claude Code's managed-policy directory on this platform (None: a platform the provider does not know)."""
+    for prefix, path in MANAGED_POLICY_DIRS.items():
+        if sys.platform.startswith(prefix):
+            return Path(path)
+    return None
+
+
+def managed_policy_files(root: Path | None = None) -> list[Path]:
+    """Every file under the managed-policy directory (symlinks followed), sorted; empty directories are not files.
+
+    A directory this process cannot read is one the CLI (same user) cannot read either: skipped.
+    """
+    root = root if root is not None else managed_policy_dir()
+    if root is None:
+        return []
+    found: list[Path] = []
+    seen = 0
+    for directory, subdirectories, files in os.walk(root, followlinks=True):
+        subdirectories.sort()
+        for name in sorted(files):
+            found.append(Path(directory) / name)
+        seen += len(subdirectories) + len(files)
+        if seen > _MAX_POLICY_ENTRIES:
+            break  # a symlink loop, or a tree large enough to name already
+    return found
+
+
+def check_managed_policy(root: Path | None = None) -> None:
+    """Refuse to start a CLI process while Claude Code's managed policy is installed (see the module docstring)."""
+    base = root if root is not None else managed_policy_dir()
+    files = managed_policy_files(base)
+    if not files:
+        return
+    shown = ", ".join(str(path) for path in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    raise ConfigurationError(
+        f"Claude Code's managed policy is installed on this host ({shown}). The CLI applies it whatever the "
+        "provider's isolation (its hooks run commands on every prompt, its env and permissions apply), so no Claude "
+        f"Code process is started. Remove it from the gateway host, or hide {base} from the service (systemd: "
+        f"TemporaryFileSystem={base}:ro; a container: do not mount it)."
+    )
 
 
 def install_launcher(state_dir: Path) -> Path:

@@ -278,7 +278,8 @@ class Engine:
                                 yield Delta(text=rest)
                         outcome.cost_usd = request_cost(process, outcome.cost_usd)
                         if request.schema is not None:
-                            check_structured(outcome.text, request.schema)
+                            # Bounded (_structured.CHECK_SECONDS), and off the loop: other streams go on.
+                            await asyncio.to_thread(check_structured, outcome.text, request.schema)
                         break
                     except (CLIFailedError, _WarmUnresponsive):
                         if yielded or not lease.warm:

@@ -75,14 +75,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         "response_format",
         Kind.HONOURED,
         "`json_schema` and `json_object`: Claude answers through the CLI's structured-output tool, the content "
-        "is its JSON, checked against the schema (502 if it does not match); `text` as without; with `tools` "
-        "refused with 400 (see structured output)",
+        "is its JSON, checked against the schema (502 if it does not match, or cannot be checked within 1 s); "
+        "`text` as without; with `tools`, or a schema larger than `MAX_RESPONSE_SCHEMA_BYTES`, refused with 400 "
+        "(see structured output)",
     ),
     Parameter(
         "tools",
         Kind.TOOLS,
         "type `function`: Claude is offered exactly these tools (names, descriptions, schemas); its calls come "
-        "back as `tool_calls`, never run on the gateway (see client tools)",
+        "back as `tool_calls`, never run on the gateway; more than `MAX_TOOLS` tools, or a schema larger than "
+        "`MAX_TOOL_SCHEMA_BYTES`, refused with 400 (see client tools)",
     ),
     Parameter(
         "tool_choice",

@@ -51,7 +51,7 @@ from claude_agent_sdk import CLINotFoundError as SDKCLINotFoundError
 from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage
 
 from . import _reasoning as reasoning
-from ._cli import Binding, Launch, Workspace, build_options, state_dir_error
+from ._cli import Binding, Launch, Workspace, build_options, check_managed_policy, state_dir_error
 from ._errors import ClaudeCodeError, CLIFailedError, CLINotFoundError
 from ._messages import Conversation, Role, Turn, chain_of
 from ._settings import Settings
@@ -196,7 +196,12 @@ class CliProcess:
         return self.workspace.pid()
 
     async def start(self) -> None:
-        """Spawn the CLI and wait for its initialize handshake: the start-up a warm process pre-pays."""
+        """Spawn the CLI and wait for its initialize handshake: the start-up a warm process pre-pays.
+
+        Not while Claude Code's managed policy is installed on the host (:func:`.cli.check_managed_policy`,
+        checked at every start: policy deployed while the gateway runs applies to the next process).
+        """
+        check_managed_policy()
         try:
             await self._client.connect()
         except SDKCLINotFoundError as exc:

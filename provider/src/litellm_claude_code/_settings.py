@@ -38,6 +38,10 @@ def _default_state_dir() -> Path:
 # The default of WARM_MAX: resolved to MAX_CONCURRENCY when the settings are made.
 WARM_MAX_AUTO = -1
 
+# OpenAI's own limit on a request's tools; Claude Code sends about 25.
+DEFAULT_MAX_TOOLS = 128
+DEFAULT_MAX_SCHEMA_BYTES = 65_536
+
 
 def _doc(text: str, default_text: str | None = None) -> dict[str, Any]:
     return {"doc": text, "default_text": default_text}
@@ -130,6 +134,28 @@ class Settings:
             "Seconds after start a process stops taking new requests (the CLI tells Claude today's date at start)."
         ),
     )
+    max_tools: int = field(
+        default=DEFAULT_MAX_TOOLS,
+        metadata=_doc(
+            "Most function tools one request may offer Claude; more is refused with 400. Claude Code itself "
+            "sends about 25, OpenAI accepts up to 128."
+        ),
+    )
+    max_tool_schema_bytes: int = field(
+        default=DEFAULT_MAX_SCHEMA_BYTES,
+        metadata=_doc(
+            "Largest JSON Schema (`parameters`) of one tool, in bytes of compact JSON; a larger one is refused "
+            "with 400. Claude Code's 25 tools take about 30 KB in all, descriptions included."
+        ),
+    )
+    max_response_schema_bytes: int = field(
+        default=DEFAULT_MAX_SCHEMA_BYTES,
+        metadata=_doc(
+            "Largest `response_format` JSON Schema, in bytes of compact JSON; a larger one is refused with 400. "
+            "Whatever its size, checking a schema or an answer against it takes at most 1 s, in a worker "
+            "thread off the event loop (see structured output)."
+        ),
+    )
 
     def __post_init__(self) -> None:
         # Settings(state_dir="/some/dir") is natural to write; keep the field a Path all the same.
@@ -171,6 +197,47 @@ class Settings:
         for ok, suffix, message in checks:
             if not ok:
                 raise SettingsError(f"{PREFIX}{suffix} {message}")
+        Limits.of(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may carry in tools and schemas (the ``MAX_TOOLS`` and ``MAX_*_SCHEMA_BYTES``
+    settings), checked when a request is read: each refusal names the variable that changes it.
+
+    Apart from :class:`Settings` so that the request checks can read these three from the
+    environment alone (:meth:`from_env`), without what the rest of the settings cost to make.
+    """
+
+    max_tools: int = DEFAULT_MAX_TOOLS
+    max_tool_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES
+    max_response_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str, str]] = [
+            (self.max_tools >= 1, "MAX_TOOLS", "must be at least 1"),
+            (self.max_tool_schema_bytes >= 1024, "MAX_TOOL_SCHEMA_BYTES", "must be at least 1024 bytes"),
+            (self.max_response_schema_bytes >= 1024, "MAX_RESPONSE_SCHEMA_BYTES", "must be at least 1024 bytes"),
+        ]
+        for ok, suffix, message in checks:
+            if not ok:
+                raise SettingsError(f"{PREFIX}{suffix} {message}")
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
+        """The limits as :meth:`Settings.from_env` would read them from ``env`` (default ``os.environ``)."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = PREFIX + f.name.upper()
+            raw = source.get(name)
+            if raw is not None and raw.strip():
+                values[f.name] = _PARSERS[f.name](name, raw.strip())
+        return cls(**values)
 
 
 def _int(name: str, raw: str) -> int:
@@ -236,6 +303,9 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "warm_idle_timeout": _float,
     "warm_max_uses": _int,
     "warm_max_age": _float,
+    "max_tools": _int,
+    "max_tool_schema_bytes": _int,
+    "max_response_schema_bytes": _int,
 }
 
 

@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import jsonschema
 from claude_agent_sdk import HookMatcher
 from claude_agent_sdk.types import HookEvent, McpSdkServerConfig, SyncHookJSONOutput
 from mcp.server.lowlevel import Server
@@ -32,6 +31,8 @@ from mcp.types import CallToolResult, ListToolsResult, TextContent, Tool
 
 from ._errors import BadRequestError, UpstreamServerError
 from ._messages import Block, Conversation, Turn
+from ._settings import Limits
+from ._structured import canonical, deadline, prepare, verdict
 
 SERVER = "client"
 """The MCP server name the client's tools are listed under."""
@@ -95,7 +96,7 @@ def client_name(name: str) -> str:
 # --------------------------------------------------------------------------- the request
 
 
-def _tool(item: Any, position: int) -> ClientTool:
+def _tool(item: Any, position: int, limits: Limits) -> ClientTool:
     where = f"tools[{position}]"
     if not isinstance(item, Mapping) or item.get("type", "function") != "function":
         kind = item.get("type") if isinstance(item, Mapping) else type(item).__name__
@@ -119,11 +120,20 @@ def _tool(item: Any, position: int) -> ClientTool:
         schema = {"type": "object", "properties": {}}
     if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
         raise BadRequestError(f"{where}.function.parameters must be a JSON Schema of type 'object'.")
-    schema = {"type": "object", **schema}
     strict = function.get("strict")
     if strict not in (None, False, True):
         raise BadRequestError(f"{where}.function.strict must be true or false.")
-    return ClientTool(name, description, json.dumps(schema, sort_keys=True, separators=(",", ":")), strict is True)
+    schema_json = canonical(f"{where}.function.parameters", {"type": "object", **schema})
+    size = len(schema_json.encode())
+    if size > limits.max_tool_schema_bytes:
+        raise BadRequestError(
+            f"{where}.function.parameters is {size:,} bytes of JSON, more than the {limits.max_tool_schema_bytes:,} "
+            "this gateway accepts for one tool (LITELLM_CLAUDE_CODE_MAX_TOOL_SCHEMA_BYTES)."
+        )
+    if strict is True:
+        # Only a strict tool's schema is checked against (check_strict); refused now if it cannot be.
+        prepare(f"{where}.function.parameters", schema_json)
+    return ClientTool(name, description, schema_json, strict is True)
 
 
 def _choice(value: Any) -> str:
@@ -149,9 +159,12 @@ def _has_tool_blocks(conversation: Conversation) -> Turn | None:
     return None
 
 
-def tool_request(params: Mapping[str, Any], conversation: Conversation) -> ToolRequest:
+def tool_request(params: Mapping[str, Any], conversation: Conversation, limits: Limits | None = None) -> ToolRequest:
     """Check a request's ``tools``, ``tool_choice``, ``parallel_tool_calls`` and the deprecated
-    ``functions``/``function_call``; every problem is a 400 that says what to send instead."""
+    ``functions``/``function_call``; every problem is a 400 that says what to send instead.
+
+    ``limits``: how many tools and how large a schema (default: as the environment sets them).
+    """
     for old in ("functions", "function_call"):
         if params.get(old):
             raise BadRequestError(
@@ -161,7 +174,13 @@ def tool_request(params: Mapping[str, Any], conversation: Conversation) -> ToolR
     raw = params.get("tools")
     if raw is not None and not isinstance(raw, list):
         raise BadRequestError("tools must be a list of {type: 'function', function: {...}} objects.")
-    tools = [_tool(item, position) for position, item in enumerate(raw or [])]
+    limits = limits if limits is not None else Limits.from_env()
+    if raw is not None and len(raw) > limits.max_tools:
+        raise BadRequestError(
+            f"tools: {len(raw)} tools, more than the {limits.max_tools} this gateway accepts in one request "
+            "(LITELLM_CLAUDE_CODE_MAX_TOOLS)."
+        )
+    tools = [_tool(item, position, limits) for position, item in enumerate(raw or [])]
     names = [tool.name for tool in tools]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -226,24 +245,30 @@ def check_strict(tools: ToolSet | None, calls: list[ToolCall]) -> None:
     """``strict`` emulated: a call of a strict tool whose arguments do not match its schema is an error.
 
     Claude is given the schema but the CLI has no constrained decoding to offer, so the
-    guarantee a client asked for is checked on the answer instead of silently assumed.
+    guarantee a client asked for is checked on the answer instead of silently assumed. The
+    calls of one answer share one deadline (``_structured.CHECK_SECONDS``), so the event loop is
+    held no longer whatever the schemas and the arguments (why: ``_structured``).
     """
     if tools is None:
         return
     strict = {t.name: t for t in tools.tools if t.strict}
+    when = deadline()
     for call in calls:
         tool = strict.get(client_name(call.name))
         if tool is None:
             continue
-        try:
-            arguments = json.loads(call.arguments)
-            jsonschema.validate(arguments, tool.schema)
-        except (ValueError, jsonschema.ValidationError) as exc:
-            detail = exc.message if isinstance(exc, jsonschema.ValidationError) else "not valid JSON"
+        failure = verdict(call.arguments, tool.schema_json, when, f"the strict schema of {tool.name}")
+        if failure is None:
+            continue
+        if failure.kind in ("json", "mismatch"):
             raise UpstreamServerError(
-                f"Claude called {tool.name} with arguments that do not match its strict schema ({detail}); the "
-                "call was not handed back. Retry the request, or drop strict to receive such calls."
-            ) from None
+                f"Claude called {tool.name} with arguments that do not match its strict schema ({failure.detail}); "
+                "the call was not handed back. Retry the request, or drop strict to receive such calls."
+            )
+        raise UpstreamServerError(
+            f"Claude's call of {tool.name} could not be checked against its strict schema: {failure.detail}; "
+            "the call was not handed back."
+        )
 
 
 def answer_turn(text: str, calls: list[ToolCall]) -> Turn:
