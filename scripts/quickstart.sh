@@ -88,7 +88,12 @@ else
     venv="$dest/.venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install -c requirements.lock -r requirements.txt -r requirements-dev.txt ./provider
+    # As `make venv`: the hashed lock, the provider without dependencies, the dev tools
+    # constrained by the lock's versions (hash lines dropped: hashes would apply to them too).
+    "$venv/bin/pip" install --quiet --require-hashes -r requirements.lock
+    "$venv/bin/pip" install --quiet --no-deps ./provider
+    sed -e '/--hash=/d' -e 's/ *\\$//' requirements.lock > "$venv/lock-constraints.txt"
+    "$venv/bin/pip" install --quiet -c "$venv/lock-constraints.txt" -r requirements-dev.txt
   fi
   "$venv/bin/python" scripts/smoke.py
 fi

@@ -108,14 +108,20 @@ def fake_provider_env(root: Path = ROOT) -> dict[str, str]:
 
 def render_unit(dest: Path, root: Path = ROOT) -> Path:
     """Write the unit the gateway role installs to ``dest``: Ansible renders the role's template
-    with the role's defaults and vars and this project's group_vars, on this machine only."""
+    with the role's defaults and vars and this project's group_vars, on this machine only.
+
+    Its limits (MemoryMax=, TasksMax=) follow config/provider.env's MAX_CONCURRENCY, or with
+    ``auto`` this machine's CPUs and memory. No inventory: no firewall (it needs the load
+    balancer's addresses)."""
     role = root / "ansible" / "roles" / "claude_code_gateway"
     play = [
         {
             "name": "Render the gateway unit",
             "hosts": "localhost",
             "connection": "local",
-            "gather_facts": False,
+            # CPUs and memory: what MAX_CONCURRENCY=auto sizes the unit's limits for.
+            "gather_facts": True,
+            "gather_subset": ["min", "hardware"],
             "vars_files": [
                 str(role / "defaults" / "main.yml"),
                 str(role / "vars" / "main.yml"),
@@ -149,6 +155,8 @@ def render_unit(dest: Path, root: Path = ROOT) -> Path:
                 "localhost,",
                 "-e",
                 f"ansible_python_interpreter={sys.executable}",
+                "-e",
+                json.dumps({"claude_code_gateway_project_dir": str(root.resolve())}),
                 str(playbook),
             ],
             cwd=root / "ansible",

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, logs: list[Path] | None) -> int:
 
     bindir = Path(sys.executable).parent
     token = "" if args.fake else (os.environ.get(TOKEN_ENV) or token_from_secrets_file())
-    master_key = "sk-smoke-" + secrets.token_urlsafe(16)
+    master_key = "sk-smoke-" + secrets.token_urlsafe(32)  # sk- and at least 32 characters
     env = {
         key: value
         for key, value in os.environ.items()

@@ -341,7 +341,7 @@ def start_gateway(image: str, network: Any, env: dict[str, str], *, fake: bool =
 def gateway(
     gateway_image: str, docker_network: Any, fake_upstream: FakeUpstream
 ) -> Iterator[Gateway]:
-    master_key = "sk-test-" + secrets.token_urlsafe(16)
+    master_key = "sk-test-" + secrets.token_urlsafe(32)  # sk- and at least 32 characters
     container = start_gateway(
         gateway_image,
         docker_network,

@@ -274,10 +274,14 @@ def prometheus_query(stack: Stack, query: str) -> dict[str, Any]:
     return data
 
 
-def test_compose_files_are_private(stack: Stack) -> None:
-    assert stat.S_IMODE((stack.compose_dir / "master_key").stat().st_mode) == 0o640
+def test_compose_files_are_private_and_prometheus_holds_only_the_scrape_key(stack: Stack) -> None:
+    from litellm_claude_code.keys import metrics_key
+
+    assert stat.S_IMODE((stack.compose_dir / "metrics_key").stat().st_mode) == 0o640
     assert stat.S_IMODE((stack.compose_dir / "redis.env").stat().st_mode) == 0o600
-    assert (stack.compose_dir / "master_key").read_text() == stack.master_key
+    # The Makefile derives it with the standard library: the same key as the provider's.
+    assert (stack.compose_dir / "metrics_key").read_text().strip() == metrics_key(stack.master_key)
+    assert not (stack.compose_dir / "master_key").exists(), "Prometheus holds the master key"
 
 
 def test_a_persons_key_streams_through_the_compose_gateway(

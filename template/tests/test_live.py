@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.live]
 def live_gateway(gateway_image: str, docker_network: Any) -> Iterator[Gateway]:
     # Collected only with a credential the container can use (conftest.live_unavailable).
     token = os.environ[TOKEN_ENV].strip()
-    master_key = "sk-live-" + secrets.token_urlsafe(16)
+    master_key = "sk-live-" + secrets.token_urlsafe(32)  # sk- and at least 32 characters
     container = start_gateway(
         gateway_image,
         docker_network,

@@ -43,7 +43,7 @@ def test_proxy_config_loads_in_litellm() -> None:
     )
     env = {
         **os.environ,
-        "LITELLM_MASTER_KEY": "sk-config-test",
+        "LITELLM_MASTER_KEY": "sk-config-test-0123456789abcdefghijkl",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(ROOT / "provider" / "src"), os.environ.get("PYTHONPATH")])

@@ -47,10 +47,14 @@ from tests.support.wheelhouse import fill_wheelhouse  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SYSTEMD_IMAGE = systemd_image_name()
-# The flags that run systemd as PID 1 here (--privileged fails on this machine kind).
+# The flags that run systemd as PID 1 here (--privileged fails on this machine kind). NET_ADMIN:
+# the gateway role's firewall (an nftables table in the host's, here the container's, network
+# namespace), as a real host has it.
 SYSTEMD_RUN_FLAGS = [
     "--cap-add",
     "SYS_ADMIN",
+    "--cap-add",
+    "NET_ADMIN",
     "--security-opt",
     "seccomp=unconfined",
     "--cgroupns=host",
@@ -202,6 +206,10 @@ class Fleet:
                 "ANTHROPIC_BASE_URL": f"http://{self.upstream_host}:{self.upstream_port}",
             },
             "claude_code_gateway_health_timeout": 120,
+            # The Docker host (the tests, the fake upstream) plays the scraper outside the inventory:
+            # the tests reach each gateway directly. The firewall lets in only it, the load
+            # balancer and localhost (test_fleet.py::test_only_the_load_balancer_and_the_scraper_reach_a_gateway).
+            "claude_code_gateway_firewall_allow_addresses": [self.upstream_host],
             "claude_code_lb_expose_upstream_header": True,
             "claude_code_redis_password": self.redis_password,
             # Debian's unit sets PrivateUsers=true, which these containers cannot do (217/USER).
@@ -363,7 +371,8 @@ def fleet(
         network=network,
         upstream_port=fake_upstream_port,
         upstream_host=_docker_network_gateway(network),
-        master_key="sk-fleet-" + secrets.token_urlsafe(16),
+        # The master key rule (litellm_claude_code._master_key): sk- and at least 32 characters.
+        master_key="sk-fleet-" + secrets.token_urlsafe(32),
         token="sk-ant-oat01-fleet-" + secrets.token_urlsafe(16),
     )
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shlex
 import threading
 import time
 import urllib.error
@@ -31,6 +32,11 @@ LB = "lb1"
 REDIS = "redis1"
 SLUG = "lcc-fleet"
 Fleet = Any  # tests/roles/conftest.py: Fleet
+# The max_concurrency answer of conftest.py: the unit's limits are sized for it.
+MAX_CONCURRENCY = 4
+# The gateway role's firewall: its nftables table and unit (from the slug).
+FIREWALL_TABLE = "lcc_fleet_gateway"
+FIREWALL_UNIT = f"{SLUG}-firewall.service"
 
 
 def _chat(fleet: Fleet, text: str, *, stream: bool = False, timeout: float = 120) -> urllib.request.Request:
@@ -140,6 +146,76 @@ def test_unit_active_and_hardened(converged: Fleet, host: str) -> None:
     assert converged.sh(host, f"ls /etc/systemd/system/{SLUG}.service.d 2>/dev/null || true").stdout.strip() == ""
     provider_env = (converged.project / "config" / "provider.env").read_text()
     assert converged.sh(host, f"cat /etc/{SLUG}/provider.env").stdout == provider_env
+
+
+@pytest.mark.parametrize("host", GATEWAYS[:1])
+def test_unit_limits_are_sized_for_max_concurrency(converged: Fleet, host: str) -> None:
+    """MemoryMax= (1 GiB + 300 MiB per CLI process) and TasksMax= (256 + 64 per CLI process) for
+    MAX_CONCURRENCY=4, and the kernel holds the service's cgroup to them."""
+    shown = dict(
+        line.split("=", 1)
+        for line in converged.sh(
+            host, f"systemctl show -p MemoryMax -p TasksMax -p OOMPolicy -p ControlGroup {SLUG}.service"
+        ).stdout.splitlines()
+    )
+    memory_max = (1024 + 300 * MAX_CONCURRENCY) * 1024 * 1024
+    tasks_max = 256 + 64 * MAX_CONCURRENCY
+    assert shown["MemoryMax"] == str(memory_max), shown
+    assert shown["TasksMax"] == str(tasks_max), shown
+    assert shown["OOMPolicy"] == "continue", shown
+    # cgroup v2 (memory.max, pids.max) or, on a hybrid host such as this one, v1's controllers.
+    group = shown["ControlGroup"]
+    kernel = converged.sh(
+        host,
+        f"cat /sys/fs/cgroup{group}/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory{group}/memory.limit_in_bytes;"
+        f" cat /sys/fs/cgroup{group}/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids{group}/pids.max",
+    ).stdout.split()
+    assert kernel == [str(memory_max), str(tasks_max)], (group, kernel)
+
+
+def _tcp(fleet: Fleet, host: str, address: str, port: int = 4000) -> str:
+    """From inside ``host``: 'open', 'refused' (a reset) or what else became of a TCP connection."""
+    script = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(({address!r}, {port}), timeout=5).close()\n"
+        "    print('open')\n"
+        "except ConnectionRefusedError:\n"
+        "    print('refused')\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    return fleet.sh(host, f"python3 -c {shlex.quote(script)}").stdout.strip()
+
+
+def test_only_the_load_balancer_and_the_scraper_reach_a_gateway(converged: Fleet) -> None:
+    """The gateways listen on every address, but the role's firewall lets only the load balancer,
+    the scraper (the Docker host here: claude_code_gateway_firewall_allow_addresses) and localhost
+    reach port 4000. The Redis host, a third host of the fleet that is neither, gets a reset. What
+    the gateways send out (to the upstream, to Redis) is not filtered."""
+    for gateway in GATEWAYS:
+        address = converged.ips[gateway]
+        assert _tcp(converged, REDIS, address) == "refused", f"the Redis host reaches {gateway}:4000"
+        assert _tcp(converged, LB, address) == "open", f"the load balancer cannot reach {gateway}:4000"
+        assert _tcp(converged, gateway, "127.0.0.1") == "open"
+        assert _tcp(converged, gateway, address) == "open"  # the host itself, over its own address
+        status, _, _ = _get(f"http://{address}:4000/health/readiness")
+        assert status == 200, f"the scraper (the Docker host) cannot reach {gateway}:4000"
+        # The gateway still reaches out: Redis (its limits) on the host that may not reach it.
+        assert _tcp(converged, gateway, converged.ips[REDIS], 6379) == "open"
+        table = converged.sh(gateway, f"nft list table inet {FIREWALL_TABLE}").stdout
+        listed = set(re.findall(r"(?<![\d.])\d+\.\d+\.\d+\.\d+(?:/\d+)?", table))
+        assert converged.ips[LB] in listed and converged.ips[REDIS] not in listed, table
+        refused = re.search(r"tcp dport 4000 counter packets (\d+)", table)
+        assert refused and int(refused.group(1)) >= 1, table
+        # Loaded first, and the proxy does not start without the table.
+        shown = converged.sh(gateway, f"systemctl show -p Wants -p After -p ExecStartPre {SLUG}.service").stdout
+        assert re.search(rf"^Wants=.*\b{re.escape(FIREWALL_UNIT)}\b", shown, re.M), shown
+        assert re.search(rf"^After=.*\b{re.escape(FIREWALL_UNIT)}\b", shown, re.M), shown
+        assert f"nft list table inet {FIREWALL_TABLE}" in shown, shown
+    # The load balancer still serves, from both gateways.
+    seen = {complete(converged, f"through the firewall {i}")[1] for i in range(4)}
+    assert len(seen) == 2, seen
 
 
 @pytest.mark.parametrize("host", GATEWAYS)
@@ -515,10 +591,22 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
 
 def test_lb_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> None:
     """Molecule-style on a host of its own: converge, idempotence, verify; the role needs no
-    gateway group (explicit backends) and nothing from the gateway role."""
+    gateway group (explicit backends) and nothing from the gateway role. It is no host of the
+    inventory's lb group, so the gateways' firewall lets it in for the time of the test."""
     host = "lbsolo"
     converged.start_host(host, systemd_image)
     converged.wait_host(host)
+    element = f"inet {FIREWALL_TABLE} allowed_ipv4 {{ {converged.ips[host]} }}"
+    for gateway in GATEWAYS:
+        converged.sh(gateway, f"nft add element {element}")
+    try:
+        _lb_role_alone(converged, host)
+    finally:  # the table as the role wrote it (the set merges adjacent addresses into ranges)
+        for gateway in GATEWAYS:
+            converged.sh(gateway, f"systemctl reload {FIREWALL_UNIT}")
+
+
+def _lb_role_alone(converged: Fleet, host: str) -> None:
     inventory = converged.project / "solo-hosts.yml"
     inventory.write_text(
         json.dumps(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from litellm_claude_code.keys import metrics_key
 
 FILES = (
     "docker-compose.yml",
@@ -156,9 +157,11 @@ def test_make_up_writes_private_compose_secrets(default_project: Path, tmp_path:
     assert key is not None
     done = subprocess.run([*run, "compose-secrets"], cwd=work, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    master = work / ".compose" / "master_key"
+    master = work / ".compose" / "metrics_key"  # Prometheus' scrape key, not the master key
     redis_env = work / ".compose" / "redis.env"
-    assert master.read_text() == key.group(1)
+    assert master.read_text().strip() == metrics_key(key.group(1))
+    assert key.group(1) not in master.read_text()
+    assert not (work / ".compose" / "master_key").exists()
     assert stat.S_IMODE(master.stat().st_mode) == 0o640
     assert stat.S_IMODE(redis_env.stat().st_mode) == 0o600
     assert stat.S_IMODE((work / ".compose").stat().st_mode) == 0o750

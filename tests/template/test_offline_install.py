@@ -3,11 +3,13 @@
 Render a wheelhouse project, run its own ``make wheelhouse`` (tests/support/wheelhouse.py),
 pack the wheelhouse with the role's own ``pack.py`` and install it inside a container of the
 session's base image started with ``--network none``, as the gateway role does on a host: a
-virtualenv, ``pip install --no-index --find-links <wheelhouse> -c requirements.lock -r
-requirements.txt litellm-claude-code``, the provider again with ``--force-reinstall --no-deps``,
-``pip check``. Before installing, the container must really have no route: only ``lo``, an
-empty routing table, and a connection to the package index pip would use (by name and by the
-address the host resolves it to) fails. Then the installed provider must import and run.
+virtualenv, ``pip install --no-index --find-links <wheelhouse> --require-hashes -r
+requirements.lock`` (every wheel checked against the lock's SHA-256), the provider with
+``--force-reinstall --no-deps``, ``pip check``, the bundled CLI against its pinned SHA-256
+(``verify_bundled_cli``, as the role runs it). Before installing, the container must really have
+no route: only ``lo``, an empty routing table, and a connection to the package index pip would
+use (by name and by the address the host resolves it to) fails. Then the installed provider must
+import and run.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ PIP = [
     "--find-links",
     WHEELHOUSE,
 ]
-DEPENDENCIES = [*PIP, "-c", f"{INSTALL_DIR}/requirements.lock", "-r", f"{INSTALL_DIR}/requirements.txt"]
+DEPENDENCIES = [*PIP, "--require-hashes", "-r", f"{INSTALL_DIR}/requirements.lock"]
+VERIFY_CLI = "from litellm_claude_code._compat import verify_bundled_cli; print(verify_bundled_cli())"
 PROVIDER = "litellm-claude-code"  # claude_code_gateway_provider_package
 
 # Run inside the container before the install: prints what a connection to each index host does.
@@ -121,9 +124,14 @@ def offline_image() -> str:
 def test_role_installs_with_these_pip_flags() -> None:
     """The flags below are the role's: a change there must be made here too."""
     tasks = (ROLE / "tasks" / "install.yml").read_text()
-    for flag in ("'--disable-pip-version-check', '--no-input'", "['--no-index', '--find-links'", "['-c', ", "'-r', "):
+    for flag in (
+        "'--disable-pip-version-check', '--no-input'",
+        "['--no-index', '--find-links'",
+        "['--require-hashes', '-r', claude_code_gateway_install_dir ~ '/requirements.lock']",
+    ):
         assert flag in tasks, flag
     assert "'--force-reinstall', '--no-deps'" in tasks
+    assert VERIFY_CLI in tasks
     assert f"claude_code_gateway_provider_package: {PROVIDER}" in (ROLE / "defaults" / "main.yml").read_text()
 
 
@@ -171,9 +179,10 @@ def test_wheelhouse_installs_with_the_network_closed(
             ["tar", "-xf", "/src/wheelhouse.tar", "-C", WHEELHOUSE],
             ["cp", "/src/requirements.txt", "/src/requirements.lock", INSTALL_DIR],
             ["python3", "-m", "venv", VENV],
-            [*DEPENDENCIES, PROVIDER],
+            DEPENDENCIES,
             [*PIP, "--force-reinstall", "--no-deps", PROVIDER],
             [f"{VENV}/bin/pip", "check"],
+            [f"{VENV}/bin/python", "-c", VERIFY_CLI],
         ):
             done = sh(*step, timeout=600)
             assert done.returncode == 0, (

@@ -40,8 +40,9 @@ def _minimum_versions() -> dict[str, Version]:
 
 
 def _locked() -> dict[str, Version]:
+    """``name==version`` lines of the hashed lock (each ends with `` \\`` and its hashes follow)."""
     lock = (REPO_ROOT / "template" / "requirements.lock").read_text()
-    return {m[0].lower(): Version(m[1]) for m in re.findall(r"^([\w.-]+)==(\S+)$", lock, re.M)}
+    return {m[0].lower(): Version(m[1]) for m in re.findall(r"^([\w.-]+)==([^\s\\;]+)", lock, re.M)}
 
 
 def _dev_pins() -> dict[str, Version]:

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbo
 
 KEYS_TASK = "Assert the key records are hashes with owners and limits"
 SECRETS_TASK = "Assert the secrets are set"
-SECRETS = {"claude_code_gateway_master_key": "sk-master-0123456789", "claude_code_gateway_claude_token": "tok"}
+SECRETS = {
+    "claude_code_gateway_master_key": "sk-master-0123456789abcdefghijklm",  # sk- and at least 32 characters
+    "claude_code_gateway_claude_token": "tok",
+}
 RAW_KEY = "sk-cc-" + "A1b2C3d4" * 5
 GOOD = {"name": "alice", "sha256": "ab" * 32, "team": "platform", "models": ["sonnet"], "rpm": 3, "revoked": False}
 

@@ -19,6 +19,8 @@ from tests.support.preflight import ANSIBLE_PLAYBOOK, run_task
 SECRETS_TASK = "Assert the secrets are set"
 MASTER = "claude_code_gateway_master_key"
 TOKEN = "claude_code_gateway_claude_token"
+# The master key rule (litellm_claude_code._master_key): "sk-" and at least 32 characters.
+GOOD_KEY = "sk-master-0123456789abcdefghijklm"
 
 pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbook is not installed")
 
@@ -29,12 +31,12 @@ def run_preflight(tmp_path: Path, **extra: Any) -> dict[str, Any]:
 
 
 def test_only_the_claude_token_missing_names_only_it(tmp_path: Path) -> None:
-    result = run_preflight(tmp_path, **{MASTER: "sk-master-0123456789"})
+    result = run_preflight(tmp_path, **{MASTER: GOOD_KEY})
     assert result.get("failed") is True, result
     assert TOKEN in result["msg"]
     assert "CLAUDE_CODE_OAUTH_TOKEN" in result["msg"]
     assert MASTER not in result["msg"]
-    assert "sk-master-0123456789" not in json.dumps(result)
+    assert GOOD_KEY not in json.dumps(result)
 
 
 def test_only_the_master_key_missing_names_only_it(tmp_path: Path) -> None:
@@ -45,12 +47,31 @@ def test_only_the_master_key_missing_names_only_it(tmp_path: Path) -> None:
     assert "sk-ant-oat01-secret-value" not in json.dumps(result)
 
 
-def test_a_too_short_master_key_is_named(tmp_path: Path) -> None:
-    result = run_preflight(tmp_path, **{MASTER: "sk-1234", TOKEN: "tok"})
-    assert result.get("failed") is True, result
-    assert MASTER in result["msg"]
-    assert "at least 8 characters" in result["msg"]
-    assert TOKEN not in result["msg"]
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("sk-" + "a" * 28, "31 characters"),
+        ("sk-1234", "7 characters"),
+        ("master-" + "a" * 40, "no sk- prefix: LiteLLM would not hash it"),
+        ("Sk-" + "a" * 40, "the prefix is case-sensitive"),
+        ("sk-" + "a" * 20 + " " + "b" * 20, "whitespace"),
+        ("sk-" + "a" * 40 + "\n", "a trailing newline"),
+    ],
+)
+def test_a_master_key_of_the_wrong_form_is_refused_with_what_to_change(tmp_path: Path, key: str, why: str) -> None:
+    result, output = run_task(tmp_path, SECRETS_TASK, **{MASTER: key, TOKEN: "tok"})
+    assert result.get("failed") is True, (why, result)
+    assert f"Change {MASTER}: it must start with 'sk-' and be at least 32 characters long" in result["msg"], why
+    assert "secrets.token_urlsafe(32)" in result["msg"] and "LITELLM_MASTER_KEY=" in result["msg"]
+    assert f"Set {MASTER}" not in result["msg"] and TOKEN not in result["msg"]
+    assert key.strip()[3:] not in output, "the key (or most of it) is in ansible's output"
+
+
+@pytest.mark.parametrize("key", ["sk-" + "a" * 29, "sk-" + "Z9_-" * 20], ids=["32-characters", "80-characters"])
+def test_a_master_key_of_the_right_form_passes(tmp_path: Path, key: str) -> None:
+    result, output = run_task(tmp_path, SECRETS_TASK, **{MASTER: key, TOKEN: "tok"})
+    assert not result.get("failed"), result
+    assert key not in output
 
 
 def test_both_missing_names_both(tmp_path: Path) -> None:
@@ -61,9 +82,7 @@ def test_both_missing_names_both(tmp_path: Path) -> None:
 
 
 def test_an_unknown_auth_method_is_named_with_the_choices(tmp_path: Path) -> None:
-    result = run_preflight(
-        tmp_path, **{MASTER: "sk-master-0123456789", TOKEN: "tok", "claude_code_gateway_auth_method": "password"}
-    )
+    result = run_preflight(tmp_path, **{MASTER: GOOD_KEY, TOKEN: "tok", "claude_code_gateway_auth_method": "password"})
     assert result.get("failed") is True, result
     assert "'password'" in result["msg"]
     assert "oauth_token, api_key, auth_token" in result["msg"]
@@ -71,7 +90,7 @@ def test_an_unknown_auth_method_is_named_with_the_choices(tmp_path: Path) -> Non
 
 
 def test_both_set_passes_the_secret_check(tmp_path: Path) -> None:
-    result = run_preflight(tmp_path, **{MASTER: "sk-master-0123456789", TOKEN: "tok"})
+    result = run_preflight(tmp_path, **{MASTER: GOOD_KEY, TOKEN: "tok"})
     assert not result.get("failed"), result
 
 
@@ -83,7 +102,7 @@ HOST_ROLE = "claude_code_gateway_cloud_host_role"
 
 @pytest.mark.parametrize("method", ["bedrock", "vertex"])
 def test_a_cloud_without_credentials_names_the_file_and_the_hosts_role(tmp_path: Path, method: str) -> None:
-    result = run_preflight(tmp_path, **{MASTER: "sk-master-0123456789", "claude_code_gateway_auth_method": method})
+    result = run_preflight(tmp_path, **{MASTER: GOOD_KEY, "claude_code_gateway_auth_method": method})
     assert result.get("failed") is True, result
     assert CLOUD in result["msg"] and HOST_ROLE in result["msg"] and f"auth method {method}" in result["msg"]
     assert (TOKEN in result["msg"]) == (method == "bedrock")  # a Bedrock API key is the third way
@@ -102,17 +121,13 @@ def test_a_cloud_without_credentials_names_the_file_and_the_hosts_role(tmp_path:
     ids=["bedrock-file", "bedrock-api-key", "bedrock-role", "vertex-file", "vertex-role"],
 )
 def test_a_cloud_with_one_of_its_credentials_passes(tmp_path: Path, method: str, credential: dict[str, Any]) -> None:
-    result = run_preflight(
-        tmp_path, **{MASTER: "sk-master-0123456789", "claude_code_gateway_auth_method": method, **credential}
-    )
+    result = run_preflight(tmp_path, **{MASTER: GOOD_KEY, "claude_code_gateway_auth_method": method, **credential})
     assert not result.get("failed"), result
     assert "s3cr3t-value" not in json.dumps(result) and "ABSK-bedrock-api-key-value" not in json.dumps(result)
 
 
 def test_a_token_is_no_vertex_credential(tmp_path: Path) -> None:
-    result = run_preflight(
-        tmp_path, **{MASTER: "sk-master-0123456789", TOKEN: "tok", "claude_code_gateway_auth_method": "vertex"}
-    )
+    result = run_preflight(tmp_path, **{MASTER: GOOD_KEY, TOKEN: "tok", "claude_code_gateway_auth_method": "vertex"})
     assert result.get("failed") is True, result
     assert CLOUD in result["msg"] and TOKEN not in result["msg"]
 
@@ -125,7 +140,7 @@ ENV_TASK = "Assert claude_code_gateway_extra_env overrides nothing the environme
 def check_extra_env(tmp_path: Path, provider_env: str, extra_env: dict[str, str]) -> tuple[dict[str, Any], Path]:
     path = tmp_path / "provider.env"
     path.write_text(provider_env)
-    secrets = {MASTER: "sk-master-0123456789", TOKEN: "tok"}
+    secrets = {MASTER: GOOD_KEY, TOKEN: "tok"}
     extra = {"claude_code_gateway_provider_env_src": str(path), "claude_code_gateway_extra_env": extra_env}
     return run_task(tmp_path, ENV_TASK, **secrets, **extra)[0], path
 

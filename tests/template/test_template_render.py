@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from litellm_claude_code._master_key import check_master_key
 from tests.support.template import ANSWER_SETS, REPO_ROOT, RenderFn, render_role_unit
 
 BIN = Path(sys.executable).parent
@@ -121,8 +122,8 @@ def test_requirements_pin_litellm_and_sdk(project: Path) -> None:
     requirements = (project / "requirements.txt").read_text()
     assert re.search(r"^litellm\[proxy\]==\d+\.\d+\.\d+$", requirements, re.M)
     assert re.search(r"^claude-agent-sdk==\d+\.\d+\.\d+$", requirements, re.M)
-    lock = {
-        line.split("==")[0].lower(): line.split("==")[1]
+    lock = {  # the hashed lock: `name==version \` lines, each followed by its hashes
+        line.split("==")[0].lower(): line.split("==")[1].split()[0]
         for line in (project / "requirements.lock").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     }
@@ -195,7 +196,7 @@ def test_proxy_config_loads_in_litellms_loader(project: Path) -> None:
     )
     env = {
         **os.environ,
-        "LITELLM_MASTER_KEY": "sk-loader-test",
+        "LITELLM_MASTER_KEY": "sk-loader-test-0123456789abcdefghijkl",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "PYTHONPATH": str(project / "provider" / "src"),
     }
@@ -214,7 +215,7 @@ def test_proxy_config_loads_in_litellms_loader(project: Path) -> None:
     provider = recorded["provider_name"]
     assert loaded["models"] == {a: f"{provider}/{m}" for a, m in recorded["model_aliases"].items()}
     assert loaded["custom_auth"] is True
-    assert loaded["master_key"] == "sk-loader-test"
+    assert loaded["master_key"] == "sk-loader-test-0123456789abcdefghijkl"
     assert loaded["providers"] == [provider]
     assert loaded["router_retries"] == 0
     # Client tools work through every alias, and the proxy says so (model_info).
@@ -337,6 +338,27 @@ def test_unit_settings(project: Path) -> None:
         assert not re.search(r"^Environment=(?!LITELLM_CLAUDE_CODE_KEYS_FILE=)\S*(_FILE|CREDENTIALS)\S*=", unit, re.M)
 
 
+def test_unit_limits_follow_max_concurrency(project: Path) -> None:
+    """MemoryMax= and TasksMax= are sized for the CLI processes the gateway may run: the answer's
+    max_concurrency, or with auto what the provider's rule gives on the host (here: this machine)."""
+    setting = str(answers_of(project)["max_concurrency"]).lower()
+    if setting == "auto":
+        memtotal_mb = int(re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)[1]) // 1024
+        concurrency = max(1, min(4 * len(os.sched_getaffinity(0)), (memtotal_mb - 1024) // 300, 32))
+    else:
+        concurrency = int(setting)
+    unit = unit_of(project).read_text()
+    for line in (
+        f"MemoryMax={1024 + 300 * concurrency}M",
+        f"TasksMax={256 + 64 * concurrency}",
+        "OOMPolicy=continue",
+    ):
+        assert re.search(rf"^{re.escape(line)}$", unit, re.M), (line, concurrency)
+    assert f"sized for {concurrency} CLI processes" in unit
+    # No inventory here: no firewall, so nothing the unit would require.
+    assert not re.search(r"^Requires=", unit, re.M)
+
+
 def _exposure(output: str) -> float:
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
     assert match, output
@@ -404,6 +426,47 @@ def test_make_secrets_writes_a_private_file(default_project: Path, tmp_path: Pat
     text = secrets_file.read_text()
     assert re.search(r"^LITELLM_MASTER_KEY=sk-[A-Za-z0-9_-]{40,}$", text, re.M)
     assert re.search(r"^CLAUDE_CODE_OAUTH_TOKEN=$", text, re.M)
+    (key,) = re.findall(r"^LITELLM_MASTER_KEY=(.*)$", text, re.M)
+    check_master_key(key)  # the provider's own rule
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [
+        ("sk-short", False),
+        ("master-" + "x" * 40, False),  # long, but LiteLLM would not hash it
+        ("sk-" + "x" * 28, False),  # 31 characters
+        ("sk-" + "x" * 20 + " y", False),
+        ("", False),
+        ("sk-" + "x" * 29, True),  # 32 characters
+    ],
+)
+def test_make_secrets_refuses_an_existing_master_key_of_the_wrong_form(
+    default_project: Path, tmp_path: Path, key: str, accepted: bool
+) -> None:
+    """An older secrets.env is kept, but a master key LiteLLM would not hash (or too short a
+    one) stops `make secrets` with what to change, without printing the key."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed; required under CI=true")
+    shutil.copy(default_project / "Makefile", tmp_path / "Makefile")
+    shutil.copytree(default_project / "config", tmp_path / "config")
+    secrets_file = tmp_path / "secrets.env"
+    before = f"# mine\nLITELLM_MASTER_KEY={key}\nCLAUDE_CODE_OAUTH_TOKEN=tok\n"
+    secrets_file.write_text(before)
+    secrets_file.chmod(0o600)
+    done = subprocess.run(
+        ["make", "-s", "secrets", f"PYTHON={sys.executable}"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert secrets_file.read_text() == before, "make secrets changed an existing secrets.env"
+    if accepted:
+        assert done.returncode == 0, done.stderr
+        assert "kept as it is" in done.stdout
+        return
+    assert done.returncode != 0, done.stdout
+    assert "LITELLM_MASTER_KEY must start with sk- and be at least 32 characters long" in done.stderr
+    assert "secrets.token_urlsafe(32)" in done.stderr
+    if key:
+        assert key not in done.stdout + done.stderr
 
 
 def test_make_key_issues_a_key_once_and_stores_its_hash(default_project: Path, tmp_path: Path) -> None:
