@@ -355,42 +355,30 @@ def test_a_key_without_parallel_gets_a_share_of_the_slots(
     sweep: tuple[Proxy, list[dict[str, Any]]], fake: FakeAnthropicServer
 ) -> None:
     """MAX_CONCURRENCY=2 here: a key with no PARALLEL of its own may hold one slot; a second
-    request of that key while the first streams is a 429, another key's request is served."""
+    request of that key while the first is in flight is a 429, another key's request is served."""
     import threading
 
     proxy, _ = sweep
-    fake.push([{"tokens": 40, "token_delay": 0.1}])
-    streaming = threading.Event()
+    fake.push([{"tokens": 100, "token_delay": 0.1}])  # ten seconds upstream
+    url = proxy.base_url + "/v1/chat/completions"
     outcome: dict[str, int] = {}
 
     def first() -> None:
-        with httpx.stream(
-            "POST",
-            proxy.base_url + "/v1/chat/completions",
-            json={"model": "sonnet", "messages": [{"role": "user", "content": "slow"}], "stream": True},
-            headers={"Authorization": f"Bearer {UNLIMITED}"},
-            timeout=TIMEOUT,
-        ) as response:
-            outcome["first"] = response.status_code
-            for _ in response.iter_lines():
-                streaming.set()
+        body = {"model": "sonnet", "messages": [{"role": "user", "content": "slow"}]}
+        answer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {UNLIMITED}"}, timeout=TIMEOUT)
+        outcome["first"] = answer.status_code
 
     thread = threading.Thread(target=first)
     thread.start()
     try:
-        assert streaming.wait(60), "the first stream never started"
+        fake.wait_for_requests(1, timeout=60)  # the first request is in flight, upstream
         chat = {"model": "haiku", "messages": [{"role": "user", "content": "meanwhile"}], "max_tokens": 5}
-        again = httpx.post(
-            proxy.base_url + "/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {UNLIMITED}"}
-        )
-        other = httpx.post(
-            proxy.base_url + "/v1/chat/completions",
-            json=chat,
-            headers={"Authorization": f"Bearer {PERSON}"},
-            timeout=TIMEOUT,
-        )
+        again = httpx.post(url, json=chat, headers={"Authorization": f"Bearer {UNLIMITED}"}, timeout=TIMEOUT)
+        in_flight = thread.is_alive()
+        other = httpx.post(url, json=chat, headers={"Authorization": f"Bearer {PERSON}"}, timeout=TIMEOUT)
     finally:
         thread.join(120)
+    assert in_flight, "the first request ended before the second was answered: nothing was checked"
     assert outcome["first"] == 200
     assert again.status_code == 429, again.text[:300]
     assert int(again.headers.get("retry-after", "0")) > 0
