@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from litellm_claude_code.testing import FakeAnthropicServer
@@ -84,4 +86,47 @@ def proxy(upstream: FakeAnthropicServer, tmp_path_factory: pytest.TempPathFactor
         },
     )
     yield proxy
+    stop_proxy(proxy)
+
+
+GATEWAY_KEY = "sk-cc-clients-person-0123456789abcdefghijklmnopqrstuvwx"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The generated project's gateway as a person reaches it: its proxy, its URL, a person's key."""
+
+    proxy: Proxy
+    project: Path
+    key: str
+
+    @property
+    def url(self) -> str:
+        """The base URL a client is given (no ``/v1``): what docs/clients.md calls the gateway."""
+        return self.proxy.base_url
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: FakeAnthropicServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The template rendered with its defaults, its ``config/litellm.yaml`` and ``config/provider.env``
+    run as ``make run`` runs them, with a key store holding one person's key (no model limit, the
+    default of ``make key``). The real clients' tests (``test_clients_*.py``) all use it: a client
+    works on the generated project's defaults or the test fails.
+    """
+    from litellm_claude_code.keys import KeyRecord, hash_key, write_records
+
+    from tests.support.template import make_template_repo, render
+
+    base = tmp_path_factory.mktemp("gateway")
+    project = render(make_template_repo(base / "template"), base / "project")
+    env: dict[str, str] = {}
+    for line in (project / "config" / "provider.env").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            env[name.strip()] = value.strip()
+    store = base / "keys.json"
+    write_records(store, [KeyRecord(name="person", sha256=hash_key(GATEWAY_KEY))])
+    env["LITELLM_CLAUDE_CODE_KEYS_FILE"] = str(store)
+    proxy = start_proxy(project / "config" / "litellm.yaml", base / "run", upstream, env)
+    yield Gateway(proxy, project, GATEWAY_KEY)
     stop_proxy(proxy)
