@@ -157,10 +157,14 @@ class ClaudeCodeProvider(CustomLLM):
 
     async def _chunks(self, request: Request) -> AsyncIterator[GenericStreamingChunk]:
         outcome = Outcome()
+        response_id, created = f"chatcmpl-{uuid.uuid4()}", int(time.time())
         try:
             async for delta in _in_own_task(self.engine().stream(request, outcome)):
                 if delta.reasoning:
-                    yield cast(GenericStreamingChunk, reasoning_chunk(delta.reasoning))
+                    chunk = reasoning_chunk(
+                        delta.reasoning, model=request.model, response_id=response_id, created=created
+                    )
+                    yield cast(GenericStreamingChunk, chunk)
                     continue
                 yield GenericStreamingChunk(
                     text=delta.text,

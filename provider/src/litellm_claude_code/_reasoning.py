@@ -88,13 +88,23 @@ async def bind(control: Any, before: Reasoning, wanted: Reasoning) -> None:
         await control({"subtype": "set_max_thinking_tokens", "max_thinking_tokens": wanted.budget})
 
 
-def reasoning_chunk(text: str) -> Any:
+def reasoning_chunk(text: str, *, model: str, response_id: str, created: int) -> Any:
     """A streamed piece of thinking as LiteLLM expects it from a custom provider.
 
     A ``GenericStreamingChunk`` has no reasoning field (its ``provider_specific_fields`` end up
     beside the delta, not in it); a ``ModelResponseStream`` chunk is passed through as is, so
-    the client gets ``delta.reasoning_content``.
+    the client gets ``delta.reasoning_content``. Passed through, it carries only what is set
+    here: LiteLLM builds the final response of a stream (``/v1/responses``, logging, usage)
+    from its first chunk's ``model``, and a stream that starts with thinking ended in
+    ``response.failed`` without one. ``response_id`` and ``created`` are the stream's own, the
+    same for each piece of thinking; LiteLLM takes the id of a chunk passed through for the
+    chunks it builds after it, so an answer that starts with thinking has one id throughout.
     """
     from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices
 
-    return ModelResponseStream(choices=[StreamingChoices(index=0, delta=Delta(reasoning_content=text))])
+    return ModelResponseStream(
+        id=response_id,
+        created=created,
+        model=model,
+        choices=[StreamingChoices(index=0, delta=Delta(reasoning_content=text))],
+    )
