@@ -120,6 +120,20 @@ def test_empty_text_parts_and_empty_assistant_messages_carry_nothing() -> None:
     assert shape(conversation) == [("user", [text("q"), text("q2")])]
 
 
+def test_a_trailing_assistant_message_that_carries_nothing_is_dropped() -> None:
+    """What Codex sends when it reconnects after a stream cut short: the partial reasoning it kept,
+    as LiteLLM's Responses bridge gives it (an assistant message with ``reasoning_content`` and no
+    content). Claude answers the user turn before it afresh; a text after it is still refused."""
+    partial = {"role": "assistant", "content": None, "reasoning_content": "half a thought"}
+    conversation = convert_messages([user("q"), partial])
+    assert shape(conversation) == [("user", [text("q")])]
+    assert shape(convert_messages([user("q"), assistant("a"), user("q2"), partial, assistant("")])) == shape(
+        convert_messages([user("q"), assistant("a"), user("q2")])
+    )
+    with pytest.raises(BadRequestError, match="the last message has role 'assistant'"):
+        convert_messages([user("q"), partial, assistant("a prefill")])
+
+
 def test_cli_content_is_a_string_for_one_text_block_else_blocks() -> None:
     assert Turn("user", (text("hi"),)).cli_content() == "hi"
     assert Turn("user", (text("hi"), IMAGE)).cli_content() == [text("hi"), IMAGE]

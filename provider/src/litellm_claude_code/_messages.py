@@ -12,7 +12,9 @@ Messages API itself applies, so an OpenAI conversation maps onto it without loss
 - an assistant message's ``tool_calls`` are ``tool_use`` blocks and each ``tool`` message is a
   ``tool_result`` block, which must answer a call of the assistant turn just before it;
 - a conversation may open with an assistant turn (a chat UI's greeting); it must end with a
-  user turn, the one Claude answers.
+  user turn, the one Claude answers. An assistant message that carries nothing (no text, no
+  tool call: an empty one, or the bare reasoning Codex sends back when it reconnects after a
+  cut stream) counts for nothing, wherever it stands.
 
 Each turn carries a fingerprint, and a conversation the chain of them, so the engine can tell
 in constant time whether a CLI process already holds the earlier turns of a request.
@@ -296,6 +298,7 @@ def convert_messages(messages: Any) -> Conversation:
         raise BadRequestError("messages must be a non-empty list.")
     system_parts: list[str] = []
     drafts: list[_Draft] = []
+    last_role: Any = None  # the role of the last message that carries something
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise BadRequestError(f"messages[{index}] must be an object with a role and content.")
@@ -325,14 +328,18 @@ def convert_messages(messages: Any) -> Conversation:
         if not blocks:
             if role == "user":
                 raise BadRequestError(f"messages[{index}] has empty content.")
-            continue  # an empty assistant message carries nothing to send
+            # An empty assistant message carries nothing to send, wherever it stands; its
+            # reasoning_content is never sent back (Claude keeps its own thinking). Last, it is
+            # what Codex sends when it reconnects after a stream cut short during the thinking:
+            # the partial reasoning it kept. Claude answers the user turn before it afresh.
+            continue
+        last_role = role
         if drafts and drafts[-1].role == turn_role:
             drafts[-1].blocks.extend(blocks)
         else:
             drafts.append(_Draft(turn_role, index, blocks))
     if not any(d.role == "user" for d in drafts):
         raise BadRequestError("messages has no user message; add one with role 'user'.")
-    last_role = next(m.get("role") for m in reversed(messages) if m.get("role") not in _SYSTEM_ROLES)
     if drafts[-1].role != "user" or last_role not in ("user", "tool"):
         raise BadRequestError(
             f"the last message has role {last_role!r}; the last message must come from the user (or be a tool result)."
