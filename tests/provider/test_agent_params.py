@@ -138,13 +138,13 @@ def test_stop_cuts_the_answer_and_stops_the_cli_turn(proxy: Proxy, fake: FakeAnt
 
 def test_a_parameter_claude_code_cannot_honour_is_refused_by_name(proxy: Proxy, fake: FakeAnthropicServer) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        client(proxy).chat.completions.create(model="sonnet", messages=user("x"), temperature=0.2)
+        client(proxy).chat.completions.create(model="sonnet", messages=user("x"), logprobs=True)
     assert info.value.status_code == 400
-    assert "temperature: not available through Claude Code" in str(info.value)
+    assert "logprobs: not available through Claude Code" in str(info.value)
     assert "drop_params" in str(info.value)
-    response = post(proxy, {"model": "sonnet", "messages": user("x"), "seed": 7})
+    response = post(proxy, {"model": "sonnet", "messages": user("x"), "logit_bias": {"50256": -100}})
     assert response.status_code == 400
-    assert "seed: not available through Claude Code" in error_message(response)
+    assert "logit_bias: not available through Claude Code" in error_message(response)
     assert_no_traceback(response.text)
     assert not fake.messages_requests()
 
@@ -153,12 +153,12 @@ def test_the_request_may_drop_such_parameters(proxy: Proxy, fake: FakeAnthropicS
     response = client(proxy).chat.completions.create(
         model="sonnet",
         messages=user("dropped 4c1d " + directive(text="fine")),
-        temperature=0.2,
-        top_p=0.5,
+        logprobs=True,
+        top_logprobs=2,
         extra_body={"drop_params": True},
     )
     assert response.choices[0].message.content == "fine"
-    assert "dropped parameters not available through Claude Code: temperature, top_p" in proxy.log_text()
+    assert "dropped parameters not available through Claude Code: logprobs, top_logprobs" in proxy.log_text()
 
 
 def test_response_format_is_honoured_whatever_drop_params_says(proxy: Proxy, fake: FakeAnthropicServer) -> None:

@@ -237,34 +237,19 @@ def test_tool_choice_auto_offers_the_tools(proxy: Proxy, fake: FakeAnthropicServ
     ("extra", "says"),
     [
         pytest.param(
-            {"tools": TOOLS, "tool_choice": "required"}, "tool_choice 'required' cannot be honoured", id="required"
+            {"tool_choice": "required"},
+            "tool_choice 'required' asks for a tool call, but the request has no tools",
+            id="required-without-tools",
         ),
         pytest.param(
-            {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_time"}}},
-            "cannot be forced",
-            id="named",
+            {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_date"}}},
+            "tool_choice names 'get_date', which is not among the request's tools",
+            id="named-unknown",
         ),
-        pytest.param({"tools": TOOLS, "parallel_tool_calls": False}, "parallel_tool_calls false", id="parallel-false"),
         pytest.param(
             {"functions": [{"name": "get_time", "parameters": {"type": "object", "properties": {}}}]},
             "functions is the deprecated form",
             id="functions",
-        ),
-        pytest.param(
-            {
-                "messages": [
-                    {"role": "user", "content": "refuse-history"},
-                    {
-                        "role": "assistant",
-                        "tool_calls": [
-                            {"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
-                        ],
-                    },
-                    {"role": "tool", "tool_call_id": "c1", "content": "noon"},
-                ]
-            },
-            "but the request has no tools",
-            id="history-without-tools",
         ),
     ],
 )

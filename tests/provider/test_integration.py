@@ -620,9 +620,9 @@ async def test_a_missing_cli_is_a_500_that_says_how_to_install(
             {
                 "messages": [{"role": "user", "content": "hi"}],
                 "tools": [{"type": "function", "function": {"name": "f"}}],
-                "tool_choice": "required",
+                "tool_choice": {"type": "function", "function": {"name": "g"}},
             },
-            "tool_choice 'required'",
+            "tool_choice names 'g'",
         ),
         (
             {

@@ -11,7 +11,15 @@ import pytest
 from claude_agent_sdk import AssistantMessage, ThinkingBlock
 from claude_agent_sdk.types import RateLimitEvent, RateLimitInfo, StreamEvent
 from litellm_claude_code._errors import BadRequestError, RateLimitedError
-from litellm_claude_code._parameters import BY_NAME, PARAMETERS, Kind, drop_requested, parameters_table, screen
+from litellm_claude_code._parameters import (
+    BY_NAME,
+    PARAMETERS,
+    Kind,
+    drop_requested,
+    not_applied_in,
+    parameters_table,
+    screen,
+)
 from litellm_claude_code._reasoning import LEVELS, Reasoning, reasoning_of, reasoning_table
 from litellm_claude_code._stops import StopCutter, stops_of
 from litellm_claude_code._streaming import Delta, Outcome, deltas
@@ -55,9 +63,43 @@ def test_a_parameter_claude_code_cannot_honour_is_refused_by_name(name: str) -> 
     assert screen({name: 0.5}, drop=True) == [name]
 
 
+@pytest.mark.parametrize("name", [p.name for p in PARAMETERS if p.kind is Kind.NOT_APPLIED])
+def test_a_parameter_that_changes_no_shape_is_served_and_reported(name: str) -> None:
+    assert screen({name: 0.5}, drop=False) == [name]
+    assert screen({name: 0.5}, drop=True) == [name]
+    assert not_applied_in({name: 0.5, "model": "sonnet"}) == [name]
+
+
+def test_what_agents_send_by_default_is_served() -> None:
+    """aider: temperature 0; the OpenAI cookbook: temperature and seed; Codex: store false, prompt_cache_key."""
+    assert screen({"temperature": 0, "stream": True}, drop=False) == ["temperature"]
+    assert screen({"temperature": 0.2, "seed": 7, "top_p": 1}, drop=False) == ["seed", "temperature", "top_p"]
+    assert screen({"store": False, "prompt_cache_key": "k"}, drop=False) == ["prompt_cache_key"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("logprobs", True, "no log probabilities"),
+        ("top_logprobs", 3, "no log probabilities"),
+        ("audio", {"voice": "alloy", "format": "wav"}, "no audio output"),
+        ("modalities", ["text", "audio"], "text is the only output"),
+        ("logit_bias", {"1234": -100}, "bans or forces tokens"),
+        ("web_search_options", {}, "would not be searched"),
+    ],
+)
+def test_a_parameter_whose_absence_would_mislead_says_why(name: str, value: Any, why: str) -> None:
+    with pytest.raises(BadRequestError, match=why):
+        screen({name: value}, drop=False)
+    assert screen({name: value}, drop=True) == [name]
+    assert not_applied_in({name: value}) == [name]  # served: it was dropped
+
+
 def test_harmless_values_and_honoured_parameters_pass() -> None:
     params = {"modalities": ["text"], "store": False, "max_tokens": 5, "stop": ["x"], "reasoning_effort": "low"}
+    params |= {"logprobs": False, "top_logprobs": 0, "logit_bias": {}}
     assert screen(params, drop=False) == []
+    assert not_applied_in(params) == []
 
 
 def test_an_unknown_parameter_is_never_ignored() -> None:

@@ -430,10 +430,10 @@ def test_dropped_upstream_connection_is_an_error_never_a_hang(
                         "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
                     }
                 ],
-                "tool_choice": "required",
+                "tool_choice": {"type": "function", "function": {"name": "get_date"}},
             },
-            "tool_choice 'required' cannot be honoured",
-            id="forced-tool-choice",
+            "tool_choice names 'get_date', which is not among the request's tools",
+            id="unknown-named-tool",
         ),
     ],
 )

@@ -99,17 +99,58 @@ def test_tool_choice_none_offers_no_tools() -> None:
 
 
 @pytest.mark.parametrize(
+    ("choice", "forced", "name", "offered"),
+    [
+        ("required", "required", None, ["get_weather", "get_time"]),
+        ({"type": "any"}, "required", None, ["get_weather", "get_time"]),
+        ({"type": "function", "function": {"name": "get_time"}}, "named", "get_time", ["get_time"]),
+        ({"type": "function", "name": "get_time"}, "named", "get_time", ["get_time"]),  # the Responses API's form
+        ({"type": "tool", "name": "get_time"}, "named", "get_time", ["get_time"]),  # Anthropic's
+        ({"type": "auto"}, "auto", None, ["get_weather", "get_time"]),
+    ],
+)
+def test_a_forced_tool_choice_is_emulated_and_a_named_one_offers_only_that_tool(
+    choice: Any, forced: str, name: str | None, offered: list[str]
+) -> None:
+    asked = request_for(user("hi"), tools=[WEATHER, TIME], tool_choice=choice)
+    assert (asked.choice, asked.name, asked.forced) == (forced, name, forced != "auto")
+    assert asked.tools is not None and asked.tools.names() == offered
+
+
+def test_parallel_tool_calls_false_asks_for_one_call() -> None:
+    assert request_for(user("hi"), tools=[WEATHER], parallel_tool_calls=False).single
+    assert not request_for(user("hi"), tools=[WEATHER], parallel_tool_calls=True).single
+    anthropic_form = {"type": "auto", "disable_parallel_tool_use": True}
+    assert request_for(user("hi"), tools=[WEATHER], tool_choice=anthropic_form).single
+
+
+@pytest.mark.parametrize("params", [{}, {"tools": [WEATHER], "tool_choice": "none"}], ids=["no-tools", "none"])
+def test_a_history_with_tool_calls_and_no_tools_offered_reaches_claude_as_text(
+    tmp_path: Any, params: dict[str, Any]
+) -> None:
+    """The OpenAI cookbook sends the tool result back without ``tools``: served, the calls as text."""
+    asked = request_for(with_calls(), **params)
+    assert asked.tools is None and asked.as_text
+    provider = ClaudeCodeProvider(Settings(state_dir=tmp_path))
+    request = provider.build_request("sonnet", with_calls(), params, None, stream=False)
+    assert request.tools is None
+    turns = request.conversation.turns
+    assert [b["type"] for t in turns for b in t.content] == ["text", "text", "text", "text"]
+    assert turns[1].content[1]["text"] == '[called the tool get_weather({"city":"Paris"}), call id c1]'
+    assert turns[2].content[0]["text"] == "[result of call id c1: sunny]"
+
+
+@pytest.mark.parametrize(
     ("params", "messages", "says"),
     [
-        ({"tools": [WEATHER], "tool_choice": "required"}, None, "tool_choice 'required' cannot be honoured"),
+        ({"tool_choice": "required"}, None, "tool_choice 'required' asks for a tool call, but the request has no"),
         (
-            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "get_time"}}},
             None,
-            "cannot be forced",
+            "tool_choice names 'get_time', which is not among the request's tools (get_weather)",
         ),
+        ({"tools": [WEATHER], "tool_choice": {"type": "tool"}}, None, "names no function"),
         ({"tools": [WEATHER], "tool_choice": "sometimes"}, None, "tool_choice must be one of"),
-        ({"tools": [WEATHER], "tool_choice": "none"}, "history", "tool_choice 'none' cannot be honoured"),
-        ({"tools": [WEATHER], "parallel_tool_calls": False}, None, "parallel_tool_calls false cannot be honoured"),
         ({"tools": [{"type": "web_search"}]}, None, "only tools of type 'function'"),
         ({"tools": [{"type": "function", "function": {"name": "no spaces"}}]}, None, "function.name must be"),
         (
@@ -121,7 +162,6 @@ def test_tool_choice_none_offers_no_tools() -> None:
         ({"tools": {"get_weather": {}}}, None, "tools must be a list"),
         ({"functions": [{"name": "f"}]}, None, "functions is the deprecated form"),
         ({"function_call": "auto"}, None, "function_call is the deprecated form"),
-        ({}, "history", "holds tool calls or tool results, but the request has no tools"),
     ],
 )
 def test_what_cannot_be_honoured_is_a_400_that_says_why(
@@ -135,9 +175,13 @@ def test_what_cannot_be_honoured_is_a_400_that_says_why(
 
 def test_the_provider_refuses_before_anything_starts(tmp_path: Any) -> None:
     provider = ClaudeCodeProvider(Settings(state_dir=tmp_path))
-    with pytest.raises(BadRequestError, match="tool_choice 'required'"):
+    with pytest.raises(BadRequestError, match="tool_choice names 'get_time'"):
         provider.build_request(
-            "sonnet", user("hi"), {"tools": [WEATHER], "tool_choice": "required"}, None, stream=False
+            "sonnet",
+            user("hi"),
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "get_time"}}},
+            None,
+            stream=False,
         )
     request = provider.build_request("sonnet", with_calls(), {"tools": [WEATHER]}, None, stream=True)
     assert request.tools is not None and request.binding.tools == request.tools

@@ -36,7 +36,7 @@ from . import _metrics as metrics
 from ._cli import Binding, Launch, install_launcher, resolve_cli, working_directory
 from ._cost import request_cost
 from ._credentials import resolve_credential
-from ._errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError
+from ._errors import ClaudeCodeError, CLIFailedError, RequestTimeoutError, UpstreamServerError
 from ._host import concurrency_for, read_host
 from ._messages import Conversation, Turn
 from ._observability import RequestRecord, logger, redact, remember_secret
@@ -48,7 +48,7 @@ from ._slots import Slots
 from ._stops import StopCutter
 from ._streaming import Delta, Outcome, deltas
 from ._structured import check as check_structured
-from ._tools import ToolSet, answer_turn
+from ._tools import ToolSet, answer_turn, wire_name
 
 _LIVE: weakref.WeakSet[CliProcess] = weakref.WeakSet()
 
@@ -80,6 +80,13 @@ class Request:
     """The client's tools (the conversation names earlier calls as Claude saw them, :func:`.tools.to_wire`)."""
     schema: str | None = None
     """The ``response_format`` schema (:mod:`.structured`): the answer is JSON matching it."""
+    forced: bool = False
+    """``tool_choice`` asks for a call (``required``, or ``forced_name``): emulated (:meth:`Engine.stream`)."""
+    forced_name: str | None = None
+    single_call: bool = False
+    """``parallel_tool_calls: false``: the first call is handed back, the others kept from the client."""
+    not_applied: tuple[str, ...] = ()
+    """Parameters served but not applied (:mod:`.parameters`), for the log line."""
 
     @property
     def binding(self) -> Binding:
@@ -102,7 +109,7 @@ class EngineProcess(Process, Protocol):
 
     async def prepare(self, plan: Plan, binding: Binding) -> None: ...
 
-    def run(self, conversation: Conversation) -> AsyncIterator[Message]: ...
+    def run(self, conversation: Conversation, *, follow_up: bool = False) -> AsyncIterator[Message]: ...
 
     def commit(self, answer: Turn) -> bool: ...
 
@@ -188,9 +195,11 @@ class Engine:
         if outcome is None or not _credential_is_current(process.launch):
             process.kill()
             self.pool.checkin(process, keep=False)
-        elif process.completed and process.binding.schema is None:
+        elif process.completed and process.binding.schema is None and outcome.exact:
             # A structured turn is always cut off: the CLI holds a StructuredOutput call, the
-            # client got its input as content (:mod:`.structured`).
+            # client got its input as content (:mod:`.structured`). So is a turn of which the
+            # client got less than the CLI holds (``Outcome.exact``): text held back, calls
+            # kept from it, a follow-up asking for the call.
             self.pool.checkin(process, keep=process.commit(answer_turn(outcome.text, outcome.tool_calls)))
         else:
             task = asyncio.get_running_loop().create_task(self._drop_turn(process))
@@ -251,13 +260,17 @@ class Engine:
                         # complete, so the process is idle (and reusable) right away.
                         cutter = StopCutter(request.stop) if request.stop else None
                         async with contextlib.aclosing(messages):
-                            async for delta in deltas(
-                                messages,
+                            async for delta in _kept(
+                                request,
                                 outcome,
-                                token_setting=launch.credential.setting,
-                                cloud=launch.credential.cloud,
-                                client_tools=request.tools is not None,
-                                structured=request.schema is not None,
+                                deltas(
+                                    messages,
+                                    outcome,
+                                    token_setting=launch.credential.setting,
+                                    cloud=launch.credential.cloud,
+                                    client_tools=request.tools is not None,
+                                    structured=request.schema is not None,
+                                ),
                             ):
                                 if cutter is not None and delta.text:
                                     # The answer ends at a stop string; leaving the loop before the
@@ -276,6 +289,13 @@ class Engine:
                                     break
                             if cutter is not None and (rest := cutter.flush()):
                                 yield Delta(text=rest)
+                        if request.forced:
+                            async for delta in self._ask_for_the_call(process, request, outcome, launch):
+                                yielded = True
+                                yield delta
+                        if request.single_call and len(outcome.tool_calls) > 1:
+                            outcome.tool_calls = outcome.tool_calls[:1]
+                            outcome.exact = False
                         outcome.cost_usd = request_cost(process, outcome.cost_usd)
                         if request.schema is not None:
                             # Bounded (_structured.CHECK_SECONDS), and off the loop: other streams go on.
@@ -290,6 +310,7 @@ class Engine:
                         allow_warm = False
             ok = True
             record.finish_reason = outcome.finish_reason
+            record.not_applied = request.not_applied
         except TimeoutError:
             record.status = 504
             record.error = "timeout"
@@ -324,10 +345,87 @@ class Engine:
             logger.info(record.line())
             metrics.observe(record)
 
+    async def _ask_for_the_call(
+        self, process: EngineProcess, request: Request, outcome: Outcome, launch: Launch
+    ) -> AsyncIterator[Delta]:
+        """``tool_choice`` emulated: a turn that ended without a call is asked for one, then 502.
+
+        The CLI sets Claude's ``tool_choice`` itself (auto), so a call cannot be forced upstream.
+        A turn that ends without one gets a follow-up user turn in the same process asking for
+        the call (:data:`FORCE_RETRIES` times), and the call it makes is handed back. The CLI
+        then holds turns the client never sees, so the turn is cut off afterwards
+        (``Outcome.exact``); the client's next request writes back what it received.
+        """
+        for _ in range(FORCE_RETRIES):
+            if outcome.tool_calls or not process.completed:
+                break
+            more = Outcome()
+            ask = Turn("user", ({"type": "text", "text": _call_request(request)},))
+            messages = _first_message_within(
+                process.run(Conversation(request.conversation.system, (ask,)), follow_up=True), None
+            )
+            async with contextlib.aclosing(messages):
+                async for delta in _kept(
+                    request,
+                    more,
+                    deltas(
+                        messages,
+                        more,
+                        token_setting=launch.credential.setting,
+                        cloud=launch.credential.cloud,
+                        client_tools=True,
+                    ),
+                ):
+                    yield delta
+            outcome.exact = False
+            outcome.usage = outcome.usage + more.usage
+            outcome.cost_usd = more.cost_usd if more.cost_usd is not None else outcome.cost_usd
+            outcome.stop_reason, outcome.finish_reason = more.stop_reason, more.finish_reason
+            outcome.tool_calls = more.tool_calls
+            outcome.parts += more.parts
+        if not outcome.tool_calls:
+            wanted = f"a call of {request.forced_name}" if request.forced_name else "a tool call"
+            raise UpstreamServerError(
+                f"tool_choice asks for {wanted}, but Claude ended its answer without one, also when asked again "
+                f"(finish: {outcome.stop_reason or outcome.finish_reason}). Retry the request, or send tool_choice "
+                "'auto' to receive the text answer."
+            )
+        if outcome.parts:
+            outcome.parts.clear()  # held back: the forced answer is the call alone
+            outcome.exact = False
+
     async def close(self) -> None:
         if self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
         await self.pool.close()
+
+
+# Follow-up turns asking for the call when tool_choice asks for one and Claude ended without:
+# one. A model that ignored an explicit request in its own context mostly ignores the second
+# too, and each costs a whole turn of the client's wait.
+FORCE_RETRIES = 1
+
+
+def _call_request(request: Request) -> str:
+    """The follow-up user turn that asks Claude for the call ``tool_choice`` requires."""
+    if request.forced_name:
+        return (
+            f"Call the tool {wire_name(request.forced_name)} now: this request requires a call of it. "
+            "Answer with the tool call only."
+        )
+    return "Call one of your tools now: this request requires a tool call. Answer with the tool call only."
+
+
+async def _kept(request: Request, outcome: Outcome, source: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    """What of the answer reaches the client: with a forced ``tool_choice`` no text (Anthropic's
+    forced tool use writes none; the text is held back), with ``parallel_tool_calls: false`` the
+    first call only (the others are kept back; the engine cuts the turn off afterwards)."""
+    async for delta in source:
+        if request.forced and delta.text:
+            continue
+        if request.single_call and delta.tool_call is not None and delta.tool_call.index > 0:
+            continue
+        yield delta
 
 
 # A warm process answers a user turn with its init message within milliseconds; one that

@@ -86,6 +86,8 @@ class RequestRecord:
     rate_limit: str | None = None
     """Utilisation of the subscription windows the CLI reported (``five_hour:0.82``)."""
     error: str | None = None
+    not_applied: tuple[str, ...] = ()
+    """Request parameters served but not applied (:mod:`._parameters`), as the response header names them."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -110,6 +112,8 @@ class RequestRecord:
             f"warm_hit_rate={'-' if self.hit_rate is None else f'{self.hit_rate:.2f}'}",
             f"rate_limit={self.rate_limit or '-'}",
         ]
+        if self.not_applied:
+            parts.append(f"not_applied={','.join(self.not_applied)}")
         if self.error:
             parts.append(f'error="{self.error[:200]}"')
         return "claude_code_request " + " ".join(parts)

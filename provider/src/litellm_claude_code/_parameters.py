@@ -1,18 +1,23 @@
 """Every OpenAI chat-completions parameter, and what this provider does with it.
 
 The table is the single place that says, per parameter, whether it is honoured (and how),
-emulated, handled by the tools support, or not available through Claude Code. A parameter
-that is not available follows LiteLLM's ``drop_params`` convention: refused with a 400 that
-names it, unless the deployment (``litellm_settings: drop_params: true``) or the request
-(``drop_params: true``) asks for such parameters to be dropped. A few parameters are refused
-whatever ``drop_params`` says, because dropping them would change the shape of the answer
-the client parses. ``docs/configuration.md`` shows the table (:func:`parameters_table`; a
-test keeps the two identical).
+emulated, handled by the tools support, accepted but not applied, or refused. Agents send
+sampling parameters by default (aider sends ``temperature: 0`` with every request), and not
+applying them leaves the answer's shape unchanged: those are served, and the names of what was
+not applied are reported in the ``x-claude-code-not-applied`` response header
+(:mod:`.proxy_hooks`) and the request's log line (``not_applied=``). A parameter whose absence
+would mislead the client (log probabilities it would read, audio it would play, tokens it
+banned) follows LiteLLM's ``drop_params`` convention instead: refused with a 400 that names it
+and says why, unless the deployment (``litellm_settings: drop_params: true``) or the request
+(``drop_params: true``) asks for such parameters to be dropped; then it is reported as not
+applied. ``docs/configuration.md`` shows the table (:func:`parameters_table`; a test keeps the
+two identical).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,8 +33,8 @@ class Kind(StrEnum):
     HONOURED = "honoured"
     EMULATED = "emulated"
     TOOLS = "see tools"
-    UNAVAILABLE = "not available"
-    REFUSED = "refused"
+    NOT_APPLIED = "accepted, not applied"
+    UNAVAILABLE = "refused unless dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,7 @@ class Parameter:
     how: str
 
 
-_NOT_AVAILABLE = "the Claude Code CLI has no option for it"
+_SAMPLING = "the Claude Code CLI passes no sampling parameters: Claude samples with its own defaults"
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("model", Kind.HONOURED, "the Claude model (`sonnet`, `opus`, `haiku` or a full id), bound late"),
@@ -89,33 +94,53 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "tool_choice",
         Kind.TOOLS,
-        "`auto` honoured; `none` offers no tools; `required` or a named function refused with 400 (the CLI sets "
-        "Claude's `tool_choice` itself)",
+        "`auto` honoured; `none` offers no tools; `required` (Anthropic's `any`) and a named function (Anthropic's "
+        "`tool`) emulated: a named function is the only tool Claude is offered, a turn that ends without a call is "
+        "asked once more for one in the same process, then 502; text Claude writes beside the call is held back "
+        "(Anthropic's forced `tool_choice` writes none)",
     ),
-    Parameter("parallel_tool_calls", Kind.TOOLS, "`true` honoured (several calls per turn); `false` refused with 400"),
+    Parameter(
+        "parallel_tool_calls",
+        Kind.TOOLS,
+        "`true` honoured (several calls per turn); `false` emulated: the first call is handed back, the others "
+        "are kept from the client and cut off the CLI's conversation",
+    ),
     Parameter("functions", Kind.TOOLS, "the deprecated form of `tools`: refused with 400 saying to send `tools`"),
     Parameter(
         "function_call", Kind.TOOLS, "the deprecated form of `tool_choice`: refused with 400 saying to send `tools`"
     ),
-    Parameter("temperature", Kind.UNAVAILABLE, _NOT_AVAILABLE),
-    Parameter("top_p", Kind.UNAVAILABLE, _NOT_AVAILABLE),
-    Parameter("presence_penalty", Kind.UNAVAILABLE, "Claude has no such parameter"),
-    Parameter("frequency_penalty", Kind.UNAVAILABLE, "Claude has no such parameter"),
-    Parameter("logit_bias", Kind.UNAVAILABLE, "Claude has no such parameter"),
-    Parameter("logprobs", Kind.UNAVAILABLE, "Claude returns no log probabilities"),
-    Parameter("top_logprobs", Kind.UNAVAILABLE, "Claude returns no log probabilities"),
-    Parameter("seed", Kind.UNAVAILABLE, "Claude has no such parameter"),
-    Parameter("modalities", Kind.UNAVAILABLE, 'text is the only output; `["text"]` is accepted as is'),
-    Parameter("audio", Kind.UNAVAILABLE, "Claude has no audio output"),
-    Parameter("prediction", Kind.UNAVAILABLE, "Claude has no predicted outputs"),
-    Parameter("service_tier", Kind.UNAVAILABLE, _NOT_AVAILABLE),
-    Parameter("store", Kind.UNAVAILABLE, "nothing is stored on OpenAI's side; `false` is accepted as is"),
-    Parameter("web_search_options", Kind.UNAVAILABLE, "the CLI runs with no tools of its own (no web search)"),
-    Parameter("safety_identifier", Kind.UNAVAILABLE, _NOT_AVAILABLE),
-    Parameter("prompt_cache_key", Kind.UNAVAILABLE, "Claude's prompt cache is keyed on the prompt itself"),
-    Parameter("prompt_cache_retention", Kind.UNAVAILABLE, _NOT_AVAILABLE),
-    Parameter("verbosity", Kind.UNAVAILABLE, _NOT_AVAILABLE),
-    Parameter("extra_headers", Kind.UNAVAILABLE, "the CLI makes its own upstream requests"),
+    Parameter("temperature", Kind.NOT_APPLIED, _SAMPLING),
+    Parameter("top_p", Kind.NOT_APPLIED, _SAMPLING),
+    Parameter("top_k", Kind.NOT_APPLIED, "Anthropic's sampling parameter (`/v1/messages`); " + _SAMPLING),
+    Parameter("presence_penalty", Kind.NOT_APPLIED, "Claude has no such parameter; a sampling hint"),
+    Parameter("frequency_penalty", Kind.NOT_APPLIED, "Claude has no such parameter; a sampling hint"),
+    Parameter("seed", Kind.NOT_APPLIED, "Claude has no seed; OpenAI's own is best effort, never a guarantee"),
+    Parameter(
+        "logit_bias",
+        Kind.UNAVAILABLE,
+        "Claude has no such parameter, and a client that bans or forces tokens relies on it; an empty map passes",
+    ),
+    Parameter(
+        "logprobs", Kind.UNAVAILABLE, "Claude returns no log probabilities, which the client would read; `false` passes"
+    ),
+    Parameter(
+        "top_logprobs", Kind.UNAVAILABLE, "Claude returns no log probabilities, which the client would read; 0 passes"
+    ),
+    Parameter("modalities", Kind.UNAVAILABLE, 'text is the only output, audio would not come; `["text"]` passes'),
+    Parameter("audio", Kind.UNAVAILABLE, "Claude has no audio output, which the client would play"),
+    Parameter("prediction", Kind.NOT_APPLIED, "Claude has no predicted outputs; a latency hint, the answer is whole"),
+    Parameter("service_tier", Kind.NOT_APPLIED, "Claude Code has one tier; the request is served as usual"),
+    Parameter("store", Kind.NOT_APPLIED, "nothing is stored on OpenAI's side; `false` passes unreported"),
+    Parameter(
+        "web_search_options",
+        Kind.UNAVAILABLE,
+        "the CLI runs with no tools of its own: the answer would not be searched, and the client would take it as if",
+    ),
+    Parameter("safety_identifier", Kind.NOT_APPLIED, "OpenAI's abuse tracking; Claude Code has no such field"),
+    Parameter("prompt_cache_key", Kind.NOT_APPLIED, "Claude's prompt cache is keyed on the prompt itself"),
+    Parameter("prompt_cache_retention", Kind.NOT_APPLIED, "Claude's prompt cache keeps its own lifetime"),
+    Parameter("verbosity", Kind.NOT_APPLIED, "a length hint; the CLI has no option for it"),
+    Parameter("extra_headers", Kind.NOT_APPLIED, "the CLI makes its own upstream requests"),
 )
 
 BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
@@ -125,6 +150,8 @@ _HARMLESS: dict[str, tuple[Any, ...]] = {
     "modalities": (["text"],),
     "store": (False,),
     "logprobs": (False,),
+    "top_logprobs": (0,),
+    "logit_bias": ({},),
     "n": (1,),
 }
 
@@ -138,10 +165,13 @@ def drop_requested(litellm_params: dict[str, Any] | None) -> bool:
 
 
 def screen(params: dict[str, Any], *, drop: bool) -> list[str]:
-    """Refuse what cannot be served; return the names dropped (``drop``); leave the rest to the caller.
+    """Refuse what cannot be served; return the names served but not applied, sorted.
 
-    Unknown parameters are treated as not available: an unknown key is never silently ignored.
+    Not applied: the :attr:`Kind.NOT_APPLIED` parameters sent, and (``drop``) those dropped under
+    LiteLLM's convention. Unknown parameters are treated as refused unless dropped: an unknown key
+    is never silently ignored.
     """
+    not_applied: list[str] = []
     dropped: list[str] = []
     for name, value in params.items():
         if value is None or name in _LITELLM_KEYS:
@@ -151,10 +181,9 @@ def screen(params: dict[str, Any], *, drop: bool) -> list[str]:
             continue
         if value in _HARMLESS.get(name, ()):
             continue
-        if entry is not None and entry.kind is Kind.REFUSED:
-            raise BadRequestError(
-                f"{name}: not available through Claude Code: {entry.how}. Remove it from the request."
-            )
+        if entry is not None and entry.kind is Kind.NOT_APPLIED:
+            not_applied.append(name)
+            continue
         if drop:
             dropped.append(name)
             continue
@@ -165,7 +194,25 @@ def screen(params: dict[str, Any], *, drop: bool) -> list[str]:
         )
     if dropped:
         logger.info("dropped parameters not available through Claude Code: %s", ", ".join(sorted(dropped)))
-    return dropped
+    return sorted(not_applied + dropped)
+
+
+def not_applied_in(body: Mapping[str, Any]) -> list[str]:
+    """The parameters of a served request's body that were not applied, sorted (the response header).
+
+    Read from the body the client sent (any route: chat completions, ``/v1/messages``,
+    ``/v1/responses`` share these names): a request that was served and carried a parameter
+    refused unless dropped had it dropped, by this provider or by LiteLLM.
+    """
+    names = []
+    for name, value in body.items():
+        entry = BY_NAME.get(name)
+        if entry is None or value is None or entry.kind not in (Kind.NOT_APPLIED, Kind.UNAVAILABLE):
+            continue
+        if value in _HARMLESS.get(name, ()):
+            continue
+        names.append(name)
+    return sorted(names)
 
 
 def parameters_table() -> str:

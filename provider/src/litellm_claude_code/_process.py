@@ -410,22 +410,32 @@ class CliProcess:
 
     # -- a turn ----------------------------------------------------------------------------
 
-    async def run(self, conversation: Conversation) -> AsyncIterator[Message]:
-        """Send the conversation's last (user) turn; yield the CLI's messages up to and including the result."""
+    async def run(self, conversation: Conversation, *, follow_up: bool = False) -> AsyncIterator[Message]:
+        """Send the conversation's last (user) turn; yield the CLI's messages up to and including the result.
+
+        ``follow_up``: a further user turn of the same request (asking for a forced tool call,
+        :meth:`.engine.Engine.stream`) after the turn just answered; the request's turn still
+        starts at its first user turn, so :meth:`drop_turn` cuts both off.
+        """
         if self.busy or self.closed:
             raise RuntimeError("a CLI process serves one request at a time")
         self.busy = True
         self.completed = False
         self.uses += 1
         self.last_used = time.monotonic()
-        user = HeldTurn("user", conversation.chain()[-1], str(uuid.uuid4()))
+        if follow_up and self._turn is not None:
+            user = self._turn[0]
+            turn_uuid = str(uuid.uuid4())
+        else:
+            user = HeldTurn("user", conversation.chain()[-1], str(uuid.uuid4()))
+            turn_uuid = user.uuid
         self._turn = (user, None)
         message = {
             "type": "user",
             "message": {"role": "user", "content": conversation.last.cli_content()},
             "parent_tool_use_id": None,
             "session_id": "default",
-            "uuid": user.uuid,
+            "uuid": turn_uuid,
         }
         try:
             await self.write(message)

@@ -38,7 +38,7 @@ from ._settings import Limits, Settings
 from ._stops import stops_of
 from ._streaming import Outcome, ToolCallDelta
 from ._structured import output_schema
-from ._tools import check_strict, client_name, to_wire, tool_request
+from ._tools import check_strict, client_name, to_text, to_wire, tool_request
 
 T = TypeVar("T")
 
@@ -98,7 +98,7 @@ class ClaudeCodeProvider(CustomLLM):
             raise BadRequestError(
                 f"model {name!r} is not a Claude model name; use sonnet, opus, haiku or a full model id."
             )
-        screen(params, drop=drop_requested(litellm_params))
+        not_applied = screen(params, drop=drop_requested(litellm_params))
         n = params.get("n")
         if n not in (None, 1):
             raise BadRequestError("n: only one choice per request is supported.")
@@ -107,7 +107,8 @@ class ClaudeCodeProvider(CustomLLM):
             raise BadRequestError("max_tokens must be a positive integer.")
         conversation = convert_messages(messages)
         limits = Limits.of(settings)
-        tools = tool_request(params, conversation, limits).tools
+        asked = tool_request(params, conversation, limits)
+        tools = asked.tools
         schema = output_schema(params.get("response_format"), limits)
         if schema is not None and tools is not None:
             raise BadRequestError(
@@ -116,6 +117,8 @@ class ClaudeCodeProvider(CustomLLM):
             )
         if tools is not None:
             conversation = to_wire(conversation)
+        elif asked.as_text:
+            conversation = to_text(conversation)
         request_timeout = settings.request_timeout
         seconds = _timeout_seconds(timeout)
         if seconds is not None:
@@ -131,6 +134,10 @@ class ClaudeCodeProvider(CustomLLM):
             tenant=_tenant(litellm_params),
             tools=tools,
             schema=schema,
+            forced=asked.forced,
+            forced_name=asked.name,
+            single_call=asked.single,
+            not_applied=tuple(not_applied),
         )
         call_id = (litellm_params or {}).get("litellm_call_id")
         if isinstance(call_id, str) and call_id:

@@ -79,6 +79,16 @@ class Usage:
             reasoning_tokens=_thinking_tokens(data),
         )
 
+    def __add__(self, other: Usage) -> Usage:
+        """Two turns of one request (a follow-up asking for a forced tool call) counted together."""
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
     def as_openai(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,
@@ -140,6 +150,9 @@ class Outcome:
     reasoning_parts: list[str] = field(default_factory=list)
     rate_limit: RateLimitState | None = None
     """The subscription window the CLI last reported (subscription tokens only)."""
+    exact: bool = True
+    """The client got all the CLI holds of the turn; False when some was kept from it (held-back text,
+    calls beyond the first, a follow-up asking for a call): the engine then cuts the turn off."""
 
     @property
     def reasoning(self) -> str:

@@ -77,10 +77,24 @@ class ToolSet:
 
 @dataclass(frozen=True, slots=True)
 class ToolRequest:
-    """What a request asks about tools: the set Claude is offered (None: none at all)."""
+    """What a request asks about tools: the set Claude is offered (None: none at all), and how.
+
+    ``choice`` is ``auto``, ``none``, ``required`` (a call of any tool) or ``named`` (a call of
+    ``name``, then the only tool offered). ``single``: ``parallel_tool_calls: false``, one call
+    handed back. ``as_text``: no tools are offered but the history holds tool calls, which the
+    conversation gets as text (:func:`to_text`).
+    """
 
     tools: ToolSet | None
     choice: str = "auto"
+    name: str | None = None
+    single: bool = False
+    as_text: bool = False
+
+    @property
+    def forced(self) -> bool:
+        """``tool_choice`` asks for a call: the answer must hold one (emulated by the engine)."""
+        return self.choice in ("required", "named")
 
 
 def wire_name(name: str) -> str:
@@ -136,20 +150,39 @@ def _tool(item: Any, position: int, limits: Limits) -> ClientTool:
     return ClientTool(name, description, schema_json, strict is True)
 
 
-def _choice(value: Any) -> str:
-    """``tool_choice`` as this gateway can honour it, or a 400 that says why it cannot."""
+def _choice(value: Any) -> tuple[str, str | None]:
+    """``tool_choice`` in OpenAI's or Anthropic's form (LiteLLM passes either) as (choice, tool name).
+
+    ``required`` and Anthropic's ``any`` ask for a call of any tool; a named function (OpenAI's
+    ``{"type": "function", "function": {"name": ...}}``, the Responses API's ``{"type":
+    "function", "name": ...}``, Anthropic's ``{"type": "tool", "name": ...}``) for a call of that one.
+    """
     if value is None or value == "auto":
-        return "auto"
+        return "auto", None
     if value == "none":
-        return "none"
-    forced = value == "required" or (isinstance(value, Mapping) and value.get("type") in ("function", "tool", "any"))
-    if forced:
-        wanted = "'required'" if value == "required" else f"{json.dumps(value)}"
-        raise BadRequestError(
-            f"tool_choice {wanted} cannot be honoured: the Claude Code CLI decides tool_choice itself and always "
-            "lets Claude choose (auto), so a tool call cannot be forced. Send tool_choice 'auto' (or leave it out)."
-        )
+        return "none", None
+    if value == "required":
+        return "required", None
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if kind in ("auto", "none"):
+            return str(kind), None
+        if kind == "any":
+            return "required", None
+        if kind in ("function", "tool"):
+            function = value.get("function")
+            name = function.get("name") if isinstance(function, Mapping) else value.get("name")
+            if isinstance(name, str) and name:
+                return "named", name
+            raise BadRequestError(f"tool_choice {json.dumps(value)} names no function.")
     raise BadRequestError(f"tool_choice must be one of {', '.join(_CHOICES)} or a named function (got {value!r}).")
+
+
+def _single(params: Mapping[str, Any]) -> bool:
+    """``parallel_tool_calls: false``, or Anthropic's ``disable_parallel_tool_use`` in ``tool_choice``."""
+    choice = params.get("tool_choice")
+    disabled = isinstance(choice, Mapping) and choice.get("disable_parallel_tool_use") is True
+    return params.get("parallel_tool_calls") is False or disabled
 
 
 def _has_tool_blocks(conversation: Conversation) -> Turn | None:
@@ -185,29 +218,23 @@ def tool_request(params: Mapping[str, Any], conversation: Conversation, limits: 
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise BadRequestError(f"tools: each function needs its own name; repeated: {', '.join(duplicates)}.")
-    if params.get("parallel_tool_calls") is False:
-        raise BadRequestError(
-            "parallel_tool_calls false cannot be honoured: the Claude Code CLI sends no tool_choice option to "
-            "limit Claude to one call per turn. Leave parallel_tool_calls out (or true) and run the calls in order."
-        )
-    choice = _choice(params.get("tool_choice"))
-    with_tools = _has_tool_blocks(conversation)
-    if not tools:
-        if with_tools is not None:
+    choice, name = _choice(params.get("tool_choice"))
+    single = _single(params)
+    with_tools = _has_tool_blocks(conversation) is not None
+    if choice in ("required", "named") and not tools:
+        raise BadRequestError(f"tool_choice {choice!r} asks for a tool call, but the request has no tools.")
+    if not tools or choice == "none":
+        # Claude is offered no tools, so it calls none; earlier calls reach it as text (to_text).
+        return ToolRequest(None, choice, as_text=with_tools)
+    if choice == "named":
+        named = [tool for tool in tools if tool.name == name]
+        if not named:
             raise BadRequestError(
-                f"messages[{with_tools.index}] holds tool calls or tool results, but the request has no tools. "
-                "Send the same tools with every request of a conversation that uses them (agent frameworks do)."
+                f"tool_choice names {name!r}, which is not among the request's tools ({', '.join(names)})."
             )
-        return ToolRequest(None, choice)
-    if choice == "none":
-        if with_tools is not None:
-            raise BadRequestError(
-                "tool_choice 'none' cannot be honoured on a conversation that holds tool calls: Claude needs the "
-                "tool definitions to read them, and the Claude Code CLI cannot send tool_choice 'none'. Send "
-                "tool_choice 'auto', or leave the tools out of a conversation without tool calls."
-            )
-        return ToolRequest(None, choice)  # honoured: Claude is offered no tools, so it calls none
-    return ToolRequest(ToolSet(tuple(tools)), choice)
+        # Claude is offered only that tool: the call it must make is the only one it can make.
+        return ToolRequest(ToolSet((named[0],)), choice, name, single)
+    return ToolRequest(ToolSet(tuple(tools)), choice, None, single)
 
 
 # --------------------------------------------------------------------------- the conversation
@@ -222,6 +249,37 @@ def _wire_block(block: Block) -> Block:
 def to_wire(conversation: Conversation) -> Conversation:
     """The conversation as the CLI holds it: each earlier tool call named as Claude saw it."""
     turns = tuple(replace(turn, content=tuple(_wire_block(b) for b in turn.content)) for turn in conversation.turns)
+    return Conversation(conversation.system, turns)
+
+
+def _text_block(block: Block) -> Block:
+    kind = block.get("type")
+    if kind == "tool_use":
+        arguments = json.dumps(block.get("input") or {}, ensure_ascii=False, separators=(",", ":"))
+        return {
+            "type": "text",
+            "text": f"[called the tool {block.get('name')}({arguments}), call id {block.get('id')}]",
+        }
+    if kind == "tool_result":
+        inner = block.get("content")
+        if isinstance(inner, list):
+            inner = "".join(str(part.get("text", "")) for part in inner if isinstance(part, Mapping))
+        error = " (an error)" if block.get("is_error") else ""
+        return {"type": "text", "text": f"[result of call id {block.get('tool_use_id')}{error}: {inner or ''}]"}
+    return block
+
+
+def to_text(conversation: Conversation) -> Conversation:
+    """The conversation with its tool calls and results written as text, for a request without tools.
+
+    OpenAI answers a tool result sent back without ``tools`` (the OpenAI cookbook's follow-up
+    does this); Claude reads ``tool_use`` and ``tool_result`` blocks only with tool definitions,
+    and the CLI offers none here. So each call becomes a text line of the assistant turn
+    (``[called the tool get_weather({"city":"Paris"}), call id call_1]``) and each result one of
+    the user turn (``[result of call id call_1: 18 C]``): Claude reads what was called and what
+    came back, and can call nothing in this request.
+    """
+    turns = tuple(replace(turn, content=tuple(_text_block(b) for b in turn.content)) for turn in conversation.turns)
     return Conversation(conversation.system, turns)
 
 
