@@ -228,3 +228,40 @@ def test_a_parameter_whose_absence_would_mislead_is_refused_with_why(proxy: Prox
     )
     assert raw.headers[HEADER] == "logprobs"
     assert not upstream(fake, "logprobs 2b8e")
+
+
+# --------------------------------------------------------------------------- the generated project
+
+
+def test_each_shape_on_the_generated_projects_defaults(gateway: Any, fake: FakeAnthropicServer) -> None:
+    """One request of each shape the agents send, on the template's config: aider's streamed
+    ``temperature: 0``, pydantic-ai's ``tool_choice: required``, LangChain's named function with
+    ``parallel_tool_calls: false``, the cookbook's tool result without tools (with ``seed``)."""
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0, timeout=120)
+    aider = client.chat.completions.with_raw_response.create(
+        model="sonnet", messages=ask("shape-aider 9c2e", text="ok"), temperature=0, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in aider.parse() if c.choices) == "ok"
+    assert aider.headers[HEADER] == "temperature"
+    pydantic = client.chat.completions.create(
+        model="sonnet",
+        messages=ask("shape-pydantic 9c2e", tool_use=[TWO_CALLS[0]]),
+        tools=TOOLS,
+        tool_choice="required",
+    )
+    assert [c.function.name for c in pydantic.choices[0].message.tool_calls] == ["get_weather"]
+    langchain = client.chat.completions.create(
+        model="sonnet",
+        messages=ask("shape-langchain 9c2e", tool_use=[TWO_CALLS[1]]),
+        tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        parallel_tool_calls=False,
+    )
+    assert [c.function.name for c in langchain.choices[0].message.tool_calls] == ["get_time"]
+    messages: list[dict[str, Any]] = ask("shape-cookbook 9c2e", tool_use=[TWO_CALLS[0]])
+    first = client.chat.completions.create(model="sonnet", messages=messages, tools=TOOLS, temperature=0.2, seed=1)
+    call = first.choices[0].message.tool_calls[0]
+    messages += [echo(first.choices[0].message), {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+    cookbook = client.chat.completions.with_raw_response.create(model="sonnet", messages=messages, seed=1)
+    assert cookbook.parse().choices[0].message.content
+    assert cookbook.headers[HEADER] == "seed"
