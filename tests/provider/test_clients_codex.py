@@ -47,16 +47,18 @@ class CodexRun:
         return f"exit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n{self.stderr[-6000:]}"
 
 
-def run_codex(gateway: Gateway, tmp_path: Path, prompt: str) -> CodexRun:
-    """``codex exec prompt`` in a new git repository, configured by the docs' snippet alone."""
+def run_codex(gateway: Gateway, tmp_path: Path, *args: str) -> CodexRun:
+    """``codex *args`` (``exec "..."``, ``exec resume --last "..."``) in a git repository of its own,
+    configured by the docs' snippet alone; a later call in the same test continues in the same place."""
     codex = binary("codex")
     home = tmp_path / "home"
     codex_home = home / ".codex"
-    codex_home.mkdir(parents=True)
-    (codex_home / "config.toml").write_text(snippet("codex-config", gateway.url))
     work = tmp_path / "work"
-    work.mkdir()
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    if not work.exists():
+        codex_home.mkdir(parents=True)
+        (codex_home / "config.toml").write_text(snippet("codex-config", gateway.url))
+        work.mkdir()
+        subprocess.run(["git", "init", "-q"], cwd=work, check=True)
     dead = "http://127.0.0.1:9"  # nothing listens: Codex's own calls home (plugins, analytics) fail at once
     env = {
         "PATH": os.environ["PATH"],
@@ -70,7 +72,7 @@ def run_codex(gateway: Gateway, tmp_path: Path, prompt: str) -> CodexRun:
     }
     try:
         done = subprocess.run(
-            [str(codex), "exec", prompt],
+            [str(codex), *args],
             cwd=work,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -79,27 +81,27 @@ def run_codex(gateway: Gateway, tmp_path: Path, prompt: str) -> CodexRun:
             timeout=CODEX_TIMEOUT,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"codex exec ran past {CODEX_TIMEOUT} s (a reconnect loop?)\n{exc.stderr!r}"[-6000:])
+        pytest.fail(f"codex ran past {CODEX_TIMEOUT} s (a reconnect loop?)\n{exc.stderr!r}"[-6000:])
     return CodexRun(done.returncode, done.stdout, done.stderr)
 
 
-def upstream(fake: FakeAnthropicServer, marker: str) -> list[dict[str, Any]]:
-    """The upstream requests of this test: those whose conversation carries ``marker``."""
-    return [r for r in fake.messages_requests() if marker in user_text(r)]
+def upstream(fake: FakeAnthropicServer, marker: str, unless: str = "\0") -> list[dict[str, Any]]:
+    """The upstream requests of this test: those whose conversation carries ``marker`` (and not ``unless``)."""
+    return [r for r in fake.messages_requests() if marker in user_text(r) and unless not in user_text(r)]
 
 
-def test_a_turn_that_starts_with_thinking(gateway: Gateway, fake: FakeAnthropicServer, tmp_path: Path) -> None:
+def test_a_turn_that_starts_with_thinking_and_the_next_turn(
+    gateway: Gateway, fake: FakeAnthropicServer, tmp_path: Path
+) -> None:
     log_start = len(gateway.proxy.log_text())
-    run = run_codex(
-        gateway, tmp_path, "say hello c0d1 " + directive(thinking="a greeting is due", text="Hello from Claude")
-    )
+    prompt = "say hello c0d1 " + directive(thinking="a greeting is due", text="Hello from Claude")
+    run = run_codex(gateway, tmp_path, "exec", prompt)
     assert run.returncode == 0, run.show()
     assert run.stdout.strip() == "Hello from Claude", run.show()
     assert "a greeting is due" in run.stderr, run.show()  # the reasoning reached Codex, which shows it
     assert "Reconnecting" not in run.stderr, run.show()
     (request,) = upstream(fake, "c0d1")  # one request: the stream completed, nothing was retried
-    body = request["body"]
-    assert body["thinking"]["type"] in ("adaptive", "enabled")
+    assert request["body"]["thinking"]["type"] in ("adaptive", "enabled")
     # Codex's instructions are Claude's system prompt, its tools Claude's tools.
     assert "Codex CLI" in request["system_text"]
     assert {PREFIX + "exec_command", PREFIX + "multi_agent_v1__spawn_agent"} <= set(request["tool_names"])
@@ -107,13 +109,24 @@ def test_a_turn_that_starts_with_thinking(gateway: Gateway, fake: FakeAnthropicS
     added = gateway.proxy.log_text()[log_start:]
     assert not any(marker in added for marker in CHUNK_ERRORS), added[-3000:]
 
+    # The next turn: Codex sends the whole session back (the reasoning item, the answer, the new prompt).
+    run = run_codex(gateway, tmp_path, "exec", "resume", "--last", "and now c0e1 " + directive(text="Second answer"))
+    assert run.returncode == 0, run.show()
+    assert run.stdout.strip() == "Second answer", run.show()
+    assert "Reconnecting" not in run.stderr, run.show()
+    (second,) = upstream(fake, "c0e1")
+    roles = [m["role"] for m in second["messages"] if m["role"] != "system"]
+    assert roles == ["user", "assistant", "user"]
+    assert "Hello from Claude" in json.dumps(second["messages"][1:])  # the first answer, in its place
+    assert "c0d1" in user_text(second)
+
 
 def test_claude_calls_codexs_shell_and_gets_the_output(
     gateway: Gateway, fake: FakeAnthropicServer, tmp_path: Path
 ) -> None:
     call = {"id": "toolu_codex_c0d2", "name": "exec_command", "input": {"cmd": "printf 'shell-%s' $((6*7))"}}
     prompt = "run it c0d2 " + directive(thinking="I will run a command", text="", tool_use=call)
-    run = run_codex(gateway, tmp_path, prompt)
+    run = run_codex(gateway, tmp_path, "exec", prompt)
     assert run.returncode == 0, run.show()
     assert "shell-42" in run.stderr, run.show()  # Codex ran the command itself and shows its output
     first, second = upstream(fake, "c0d2")  # the call, then its result: no retry on either
@@ -142,7 +155,7 @@ def test_a_reconnect_after_a_cut_stream_is_answered_afresh(
         "stream_error": {"type": "invalid_request_error", "message": "cut short"},
     }
     fake.push([cut, {"thinking": "fresh thoughts", "text": "Recovered answer"}])
-    run = run_codex(gateway, tmp_path, "answer me c0d3")
+    run = run_codex(gateway, tmp_path, "exec", "answer me c0d3")
     assert run.returncode == 0, run.show()
     assert run.stdout.strip() == "Recovered answer", run.show()
     assert "Reconnecting... 1/5" in run.stderr and "Reconnecting... 2/5" not in run.stderr, run.show()
