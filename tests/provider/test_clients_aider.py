@@ -119,3 +119,5 @@ def test_claude_got_aiders_request_once_with_the_file(run: Run) -> None:
     (line,) = run.log_lines
     assert line["status"] == "200" and line["model"] == "sonnet"
     assert line["stream"] == "true"
+    # aider's temperature 0 is served, not applied, and named (also in x-claude-code-not-applied).
+    assert "temperature" in line.get("not_applied", "").split(","), line

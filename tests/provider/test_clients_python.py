@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from tests.provider.conftest import Gateway
 from tests.support.docs_snippets import snippet
-from tests.support.upstream import user_text
+from tests.support.upstream import texts, user_text
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +87,32 @@ def test_openai_snippet_answers(gateway: Gateway, fake: FakeAnthropicServer) -> 
     assert request["tool_names"] == []
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_openai_sampling_parameters_are_served_and_named(
+    gateway: Gateway, fake: FakeAnthropicServer, stream: bool
+) -> None:
+    """What agents send by default (aider: ``temperature: 0``) is served, and the header names it."""
+    client = run_snippet("openai-python", gateway)["client"]
+    marker = f"sampling-{stream}-6c1e"
+    raw = client.chat.completions.with_raw_response.create(
+        model="sonnet",
+        messages=[{"role": "user", "content": f"{marker} Hello {directive(text='Hi there.')}"}],
+        temperature=0,
+        top_p=0.5,
+        stream=stream,
+    )
+    assert sorted(raw.headers["x-claude-code-not-applied"].replace(" ", "").split(",")) == ["temperature", "top_p"]
+    answer = raw.parse()
+    text = (
+        "".join(c.choices[0].delta.content or "" for c in answer if c.choices)
+        if stream
+        else answer.choices[0].message.content
+    )
+    assert text == "Hi there."
+    (request,) = sent(fake, marker)
+    assert "temperature" not in request["body"] and "top_p" not in request["body"]
+
+
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -112,16 +138,18 @@ def test_openai_cookbook_tool_follow_up_without_tools(gateway: Gateway, fake: Fa
     messages.append(message)  # as the cookbook does: the SDK's message object
     arguments = json.loads(tool_call.function.arguments)
     messages.append({"role": "tool", "tool_call_id": tool_call.id, "content": get_weather(**arguments)})
+    fake.push({"text": "It is sunny in Paris, 21 C."})  # Claude's answer to the follow-up
     follow = client.chat.completions.create(model="sonnet", messages=messages)
     assert follow.choices[0].finish_reason == "stop"
-    assert follow.choices[0].message.content == (
-        f"Tool results: {PREFIX}get_weather({tool_call.id}) -> sunny, 21 C in Paris"
-    )
+    assert follow.choices[0].message.content == "It is sunny in Paris, 21 C."
     assert not follow.choices[0].message.tool_calls
     first_sent, follow_sent = sent(fake, marker)
     assert first_sent["tool_names"] == [PREFIX + "get_weather"]
-    (result,) = tool_results(follow_sent)
-    assert result["tool_use_id"] == tool_call.id and result_text(result) == "sunny, 21 C in Paris"
+    # Without tools, Claude reads the call and its result as text (it can call nothing this turn).
+    assert follow_sent["tool_names"] == []
+    said = texts(follow_sent)
+    assert any(role == "assistant" and "get_weather" in text and tool_call.id in text for role, text in said), said
+    assert ("user", f"[result of call id {tool_call.id}: sunny, 21 C in Paris]") in said, said
 
 
 # --------------------------------------------------------------------------- anthropic SDK
