@@ -66,17 +66,18 @@ def test_provider_closes_through_public_methods() -> None:
 
 def test_only_the_public_modules_lack_an_underscore() -> None:
     """Every other module is private, so a new module is private unless this list says otherwise:
-    ``proxy_auth`` is named by proxy YAML, ``keys`` is the key store's command line
+    ``proxy_auth`` and ``proxy_hooks`` are named by proxy YAML, ``keys`` is the key store's command line
     (``python -m litellm_claude_code.keys``), ``testing`` is the fake upstream users smoke-test with."""
     package = Path(litellm_claude_code.__file__).parent
     public = {path.stem for path in package.glob("*.py") if not path.stem.startswith("_")}
     public |= {path.parent.name for path in package.glob("*/__init__.py")}
-    assert public == {"keys", "proxy_auth", "testing"}
+    assert public == {"keys", "proxy_auth", "proxy_hooks", "testing"}
 
 
 def test_proxy_yaml_names_stay_importable() -> None:
     # The YAML a generated project ships points at these by dotted path.
     assert importlib.import_module("litellm_claude_code.proxy_auth").user_api_key_auth
+    assert importlib.import_module("litellm_claude_code.proxy_hooks").not_applied_header
     assert litellm_claude_code.handler is importlib.import_module("litellm_claude_code").handler
     testing = importlib.import_module("litellm_claude_code.testing")
     assert {"FakeAnthropicServer", "directive", "main"} <= set(testing.__all__)
