@@ -9,7 +9,9 @@
 #   2. renders this checkout with `copier copy --defaults` into DIR;
 #   3. runs the generated project's `make venv secrets smoke`: its virtualenv, a secrets.env, and
 #      one streaming chat completion through a throwaway LiteLLM proxy on a free local port, with
-#      the official openai client, printing the answer as it streams.
+#      the official openai client, printing the answer as it streams;
+#   4. issues a person's key (keys/keys.json, as `make key NAME=quickstart`) and prints it with
+#      docs/clients.md's Claude Code and Codex settings for the project's URL, for `make run`.
 # With a Claude credential in the environment (CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`,
 # or ANTHROPIC_API_KEY, which renders the project with auth_method=api_key) the request goes to
 # the real Claude and spends a few tokens; without one it goes to the fake Anthropic API bundled
@@ -98,9 +100,18 @@ else
   "$venv/bin/python" scripts/smoke.py
 fi
 
+# ---------------------------------------------------------------- 4. a key and the clients
+# A person's key (what `make key NAME=quickstart` issues), and docs/clients.md's Claude Code and
+# Codex lines with this project's URL (scripts/client_lines.py), for when `make run` serves.
+python="${venv:-$dest/.venv}/bin/python"
+key="$("$python" -m litellm_claude_code.keys add --store keys/keys.json --name quickstart)" \
+  || die "could not issue a key with $python -m litellm_claude_code.keys"
+
 say "done: the gateway project is in $dest"
 cat <<EOF
    cd $dest
    make run      # the proxy on http://127.0.0.1:4000 (put your Claude token in secrets.env first)
    make test     # its fast checks; 'make test-docker' runs its container end-to-end tests
 EOF
+say "your key (make key NAME=quickstart; shown only this once) and your clients, once make run serves"
+python3 "$here/scripts/client_lines.py" "$dest" "$key"

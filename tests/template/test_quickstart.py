@@ -4,7 +4,9 @@ The script runs from a tagged clone of the working tree (what a user's fresh che
 it renders the template with ``copier copy --defaults`` and runs the generated project's
 ``make venv secrets smoke``, which starts a throwaway LiteLLM proxy with the real provider and
 Claude Code CLI and streams one answer. No Claude credential is passed in, so the answer must
-come from the bundled fake Anthropic API and the script must say so.
+come from the bundled fake Anthropic API and the script must say so. Last, it issues a person's
+key and prints docs/clients.md's Claude Code and Codex snippets for the project's URL
+(``scripts/client_lines.py``): the tests check they are the page's snippets, line for line.
 
 ``LCC_QUICKSTART_VENV`` points the script at this repository's virtualenv (Copier and the
 gateway's packages) so the test skips a multi-minute install; rendering and the generated
@@ -25,6 +27,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from litellm_claude_code.keys import hash_key, load_records
+
+from tests.support.docs_snippets import DOC_URL, PAGE, snippets
+from tests.support.stack import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +94,58 @@ def assert_rendered_with_defaults(dest: Path) -> None:
     assert (dest / "config" / "litellm.yaml").is_file()
 
 
+def client_snippets(sections: tuple[str, ...] = ("claude-code", "codex")) -> dict[str, list[str]]:
+    """The names of the snippets of each of docs/clients.md's ``sections``, in page order."""
+    page = PAGE.read_text()
+    marks = list(re.finditer(r"^<!-- section: ([a-z0-9-]+) -->$", page, re.M))
+    found: dict[str, list[str]] = {}
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(page)
+        if mark.group(1) in sections:
+            found[mark.group(1)] = re.findall(r"<!-- snippet: ([a-z0-9-]+) -->", page[mark.end() : end])
+    return found
+
+
+def assert_client_lines(out: str, dest: Path, url: str = DOC_URL) -> None:
+    """The key the quick start printed is in the project's key store (named quickstart), and each
+    Claude Code and Codex snippet of docs/clients.md follows it, as on the page, with ``url``."""
+    printed = out.split("your key (make key NAME=quickstart", 1)
+    assert len(printed) == 2, out[-3000:]
+    key = re.search(r"^   export GATEWAY_KEY=(sk-\S{40,})$", printed[1], re.M)
+    assert key, printed[1]
+    (record,) = load_records(dest / "keys" / "keys.json")
+    assert (record.name, record.sha256) == ("quickstart", hash_key(key.group(1)))
+    sections = client_snippets()
+    assert sorted(sections) == ["claude-code", "codex"] and all(sections.values()), sections
+    docs = snippets()
+    for names in sections.values():
+        for name in names:
+            lines = "\n".join(
+                f"       {line}" if line else "" for line in docs[name].replace(DOC_URL, url).splitlines()
+            )
+            assert lines in printed[1], f"snippet {name} is not printed as docs/clients.md has it:\n{printed[1]}"
+
+
+def test_client_lines_use_the_projects_url(tmp_path: Path) -> None:
+    """scripts/client_lines.py puts a project's own port and a wildcard bind's loopback address in."""
+    (tmp_path / ".copier-answers.yml").write_text("listen_host: 0.0.0.0\nlisten_port: 4100\n")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "client_lines.py"), str(tmp_path), "sk-" + "k" * 43],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+    assert DOC_URL not in out
+    assert "http://127.0.0.1:4100" in out
+    sections = client_snippets()
+    docs = snippets()
+    for names in sections.values():
+        for name in names:
+            lines = docs[name].replace(DOC_URL, "http://127.0.0.1:4100").splitlines()
+            assert "\n".join(f"       {line}" if line else "" for line in lines) in out, name
+
+
 def test_quickstart_streams_from_the_fake_upstream(template_repo: Path, tmp_path: Path) -> None:
     dest = tmp_path / "gateway"
     done = run_quickstart(template_repo, dest)
@@ -103,6 +161,7 @@ def test_quickstart_streams_from_the_fake_upstream(template_repo: Path, tmp_path
     # The proxy's own log stays out of the answer (smoke.py logs it to a file).
     assert "Uvicorn running" not in out, out[-3000:]
     assert f"the gateway project is in {dest}" in out
+    assert_client_lines(out, dest)
 
 
 def test_quickstart_without_make(template_repo: Path, tmp_path: Path) -> None:
@@ -125,3 +184,4 @@ def test_quickstart_without_make(template_repo: Path, tmp_path: Path) -> None:
     assert "make is not installed" in out, out[-3000:]
     assert_rendered_with_defaults(dest)
     assert_fake_answer_streamed(out)
+    assert_client_lines(out, dest)
