@@ -74,7 +74,8 @@ def model_aliases() -> dict[str, str]:
     aliases: dict[str, str] = {}
     for entry in config["model_list"]:
         provider, _, model = entry["litellm_params"]["model"].partition("/")
-        if provider == PROVIDER:
+        # Wildcard entries (claude-*: Claude's full ids, as Claude Code sends them) are no alias.
+        if provider == PROVIDER and "*" not in entry["model_name"]:
             aliases[entry["model_name"]] = model
     return aliases
 

@@ -226,3 +226,19 @@ def test_a_proxy_request_without_a_key_hash_is_a_tenant_of_its_own() -> None:
     keyed = {"litellm_metadata": {"user_api_key_hash": "abc"}, "proxy_server_request": {"url": "x"}}
     assert _tenant(keyed) == _tenant({"metadata": {"user_api_key_hash": "abc"}}) != ""
     assert _tenant(None) == _tenant({}) == "", "a library call outside the proxy is the one shared tenant"
+
+
+def test_a_key_limit_lists_aliases_patterns_and_what_the_gateway_says_an_alias_covers() -> None:
+    """Aliases match exactly, ``*`` entries as patterns, and ``covers`` (the proxy's family rule) the rest."""
+    from litellm_claude_code.keys import KeyRecord
+
+    key = KeyRecord(name="k", sha256="0" * 64, models=("haiku", "claude-sonnet-4-*"))
+    assert key.allows("haiku") and not key.allows("opus")
+    assert key.allows("claude-sonnet-4-5") and not key.allows("claude-sonnet-5-5")
+    assert not key.allows("claude-haiku-4-5")
+
+    def covers(entry: str, model: str) -> bool:
+        return entry == "haiku" and model.startswith("claude-haiku-")
+
+    assert key.allows("claude-haiku-4-5", covers) and not key.allows("claude-opus-4-8", covers)
+    assert KeyRecord(name="all", sha256="0" * 64).allows("anything")

@@ -321,3 +321,24 @@ def test_data_url_images_become_image_blocks_at_their_place() -> None:
 )
 def test_unusable_requests_are_refused_with_a_reason(messages: Any, expected: str) -> None:
     assert expected in refused(messages)
+
+
+def test_claude_codes_billing_line_is_not_part_of_the_system_prompt() -> None:
+    """Claude Code (a client) opens its system prompt with a per-request billing line; it is left out."""
+    conversation = convert_messages(
+        [
+            {
+                "role": "system",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "x-anthropic-billing-header: cc_version=2.1.197.fa0; cc_entrypoint=sdk-cli;",
+                    },
+                    {"type": "text", "text": "You are Claude Code."},
+                ],
+            },
+            {"role": "system", "content": "x-anthropic-billing-header: cc_version=2.1.197.fa1;\n\nMore rules."},
+            {"role": "user", "content": "hi"},
+        ]
+    )
+    assert conversation.system == "You are Claude Code.\n\nMore rules."

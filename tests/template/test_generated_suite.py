@@ -305,7 +305,7 @@ def test_end_to_end_tests_really_ran(suite_run: SuiteRun) -> None:
     docker_passed = {k for k in passed if k.startswith("tests.test_gateway::")}
     assert len(docker_passed) >= MIN_DOCKER_PASSED, sorted(docker_passed)
     config = yaml.safe_load((suite_run.project / "config" / "litellm.yaml").read_text())
-    aliases = [entry["model_name"] for entry in config["model_list"]]
+    aliases = [entry["model_name"] for entry in config["model_list"] if "*" not in entry["model_name"]]
     for alias in aliases:
         assert f"tests.test_gateway::test_each_alias_routes_to_its_claude_model[{alias}]" in passed, alias
     for name in (

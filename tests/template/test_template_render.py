@@ -213,13 +213,19 @@ def test_proxy_config_loads_in_litellms_loader(project: Path) -> None:
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     recorded = answers_of(project)
     provider = recorded["provider_name"]
-    assert loaded["models"] == {a: f"{provider}/{m}" for a, m in recorded["model_aliases"].items()}
+    # The aliases, then Claude's full ids as Claude Code sends them: passed through, or on a cloud
+    # each family to the CLI's alias for it.
+    if recorded.get("auth_method") in ("bedrock", "vertex"):
+        ids = {f"claude-{family}-*": f"{provider}/{family}" for family in ("haiku", "opus", "sonnet")}
+    else:
+        ids = {"claude-*": f"{provider}/claude-*"}
+    assert loaded["models"] == {**{a: f"{provider}/{m}" for a, m in recorded["model_aliases"].items()}, **ids}
     assert loaded["custom_auth"] is True
     assert loaded["master_key"] == "sk-loader-test-0123456789abcdefghijkl"
     assert loaded["providers"] == [provider]
     assert loaded["router_retries"] == 0
     # Client tools work through every alias, and the proxy says so (model_info).
-    assert loaded["function_calling"] == {alias: True for alias in recorded["model_aliases"]}
+    assert loaded["function_calling"] == {name: True for name in loaded["models"]}
 
 
 def test_proxy_config_settings(project: Path) -> None:

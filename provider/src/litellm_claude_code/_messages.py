@@ -193,8 +193,21 @@ def _parts(content: Any, index: int, *, allow_images: bool) -> list[Block]:
     return blocks
 
 
+# The first system block Claude Code (as a client) sends: its own per-request billing line.
+# The gateway's CLI sends its own; kept, the client's would open the system prompt with a line
+# that changes between requests, and Anthropic's prompt cache would miss from there on.
+BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
+
+
+def _without_billing_line(text: str) -> str:
+    if not text.startswith(BILLING_HEADER_PREFIX):
+        return text
+    return text.partition("\n")[2].lstrip("\n")
+
+
 def _system_text(content: Any, index: int) -> str:
-    return "\n\n".join(block["text"] for block in _parts(content, index, allow_images=False))
+    texts = (_without_billing_line(block["text"]) for block in _parts(content, index, allow_images=False))
+    return "\n\n".join(text for text in texts if text)
 
 
 def _tool_use_blocks(message: dict[str, Any], index: int) -> list[Block]:

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import fnmatch
 import hashlib
 import hmac
 import json
@@ -27,7 +28,7 @@ import secrets
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ class KeyRecord:
     name: str
     sha256: str
     team: str | None = None
-    models: tuple[str, ...] = ()  # allowed aliases; empty means every alias
+    models: tuple[str, ...] = ()  # allowed aliases or patterns (``*``); empty means every model
     expires: str | None = None  # ISO date or datetime (UTC when no offset)
     rpm: int | None = None
     tpm: int | None = None
@@ -85,8 +86,18 @@ class KeyRecord:
             at = at.replace(tzinfo=dt.UTC)
         return (now or dt.datetime.now(dt.UTC)) >= at
 
-    def allows(self, model: str) -> bool:
-        return not self.models or model in self.models
+    def allows(self, model: str, covers: Callable[[str, str], bool] | None = None) -> bool:
+        """Whether this key may use ``model``: no limit, a listed name, a listed pattern, or ``covers``.
+
+        An entry with ``*`` is a pattern (``claude-haiku-*``). ``covers(entry, model)`` is the
+        gateway's rule for the names a listed alias stands for beyond itself (the proxy's auth:
+        Claude's full ids of the alias's family, as Claude Code sends them).
+        """
+        if not self.models or model in self.models:
+            return True
+        if any("*" in entry and fnmatch.fnmatchcase(model, entry) for entry in self.models):
+            return True
+        return covers is not None and any(covers(entry, model) for entry in self.models if "*" not in entry)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> KeyRecord:
@@ -276,7 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd.add_argument("--name", required=True)
     add = sub.choices["add"]
     add.add_argument("--team")
-    add.add_argument("--models", help="comma-separated aliases the key may use (default: all)")
+    add.add_argument(
+        "--models",
+        help="comma-separated aliases (each covering its Claude family's full ids) or patterns such as "
+        "claude-haiku-* the key may use (default: all)",
+    )
     add.add_argument("--rpm", type=int)
     add.add_argument("--tpm", type=int)
     add.add_argument("--parallel", type=int)

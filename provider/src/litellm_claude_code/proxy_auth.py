@@ -14,7 +14,9 @@ this hook is the whole policy. Three credentials are known:
   model is checked where LiteLLM will take it from: the path when the route names one, the
   body otherwise, and a request naming two different models is a 400. The model must be
   one the proxy serves under that name (not a raw ``provider/model`` string nor a
-  comma-separated list) and one the key may use (403). Fallbacks in the body are refused:
+  comma-separated list; a wildcard entry such as ``claude-*`` serves single model ids only) and
+  one the key may use (403; an alias a key lists covers Claude's full ids of its family, as
+  Claude Code sends them: :func:`_covers`). Fallbacks in the body are refused:
   they would serve another model than the one checked. A key without its own ``parallel``
   gets a share of the gateway's CLI slots (``LITELLM_CLAUDE_CODE_KEY_PARALLEL``, default
   half of ``MAX_CONCURRENCY``, at least 1), so one key cannot hold every slot and the queue.
@@ -36,8 +38,9 @@ import hashlib
 import hmac
 import math
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +111,50 @@ def _served_models() -> list[str] | None:
     return [str(name) for name in router.get_model_names()]
 
 
+# A name a wildcard entry may serve: one model id (no ``provider/model`` string, no list).
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,127}")
+_FAMILY = re.compile(r"(?<![a-z])(opus|sonnet|haiku)(?![a-z])")
+
+
 def _is_served(model: str, served: Sequence[str]) -> bool:
-    return model in served or any("*" in name and fnmatch.fnmatchcase(model, name) for name in served)
+    if model in served:
+        return True
+    return bool(_MODEL_ID.fullmatch(model)) and any("*" in name and fnmatch.fnmatchcase(model, name) for name in served)
+
+
+def _family(name: str) -> str | None:
+    """The Claude family (opus, sonnet, haiku) of what ``name`` routes to; None: none or several."""
+    try:
+        from litellm.proxy import proxy_server
+
+        router = proxy_server.llm_router
+        deployments = (router.get_model_list(model_name=name) or []) if router is not None else []
+    except Exception:
+        return None
+    families = {
+        found
+        for deployment in deployments
+        for found in _FAMILY.findall(str((deployment.get("litellm_params") or {}).get("model", "")).lower())
+    }
+    return families.pop() if len(families) == 1 else None
+
+
+def _covers(served: Sequence[str]) -> Callable[[str, str], bool]:
+    """A key's rule for Claude's full ids: an alias it lists covers the ids of its family.
+
+    Claude Code turns ``haiku`` into ``claude-haiku-4-5-...`` itself, and the gateway serves
+    those ids through a wildcard entry. A key limited to ``haiku`` may use them, never an opus
+    id. Only names served through a wildcard are covered: another exact alias stays the
+    operator's to list.
+    """
+
+    def covers(entry: str, model: str) -> bool:
+        if model in served or entry not in served:
+            return False
+        family = _family(entry)
+        return family is not None and family == _family(model)
+
+    return covers
 
 
 _default_parallel: int | None = None
@@ -178,7 +223,7 @@ async def _person(request: Request, record: KeyRecord) -> UserAPIKeyAuth:
                 status_code=400,
                 detail=f"Unknown model {model!r}: this gateway serves {', '.join(usable) or 'no model for this key'}.",
             )
-        if not record.allows(model):
+        if not record.allows(model, _covers(served or [])):
             raise HTTPException(
                 status_code=403,
                 detail=f"This API key may not use model {model!r}; it may use: {', '.join(record.models)}.",
