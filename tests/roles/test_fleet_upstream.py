@@ -545,10 +545,16 @@ def test_full_state_directory(converged: Fleet, proxy: FaultProxy, systemd_image
 
 def test_read_only_state_directory(converged: Fleet, proxy: FaultProxy, systemd_image: str) -> None:
     main = converged.main_pid(FAULTY)
-    in_service_namespace(converged, systemd_image, FAULTY, f"mount -o remount,bind,ro {STATE_DIR}")
+    # A read-only bind mount of its own over the directory: remounting the directory's own mount
+    # read-only is refused ("mount point is busy") while any process holds a file of it open for
+    # writing (a warm CLI's), and whether one does is a matter of timing. Unmounting it restores
+    # the directory as it was.
+    in_service_namespace(
+        converged, systemd_image, FAULTY, f"mount --bind {STATE_DIR} {STATE_DIR}; mount -o remount,bind,ro {STATE_DIR}"
+    )
     try:
         during_fault(converged, FAULTY, ("LITELLM_CLAUDE_CODE_STATE_DIR", "read-only"))
     finally:
-        in_service_namespace(converged, systemd_image, FAULTY, f"mount -o remount,bind,rw {STATE_DIR}")
+        in_service_namespace(converged, systemd_image, FAULTY, f"umount {STATE_DIR}")
     served_again(converged, FAULTY, main)
     accounted(converged, FAULTY)
