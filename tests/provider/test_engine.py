@@ -292,9 +292,14 @@ async def test_a_rotated_credential_retires_idle_processes_of_the_old_one(
 
 
 async def test_a_process_idle_past_the_idle_timeout_is_retired(harness: Any) -> None:
-    h = harness(warm_idle_timeout=0.2)
+    """The process holding the conversation goes; the floor's clean process stays, so the idle
+    gateway holds exactly the floor."""
+    h = harness(warm_idle_timeout=0.2, warm_floor=1)
     assert await h.ask("q1") == "hello"
-    await eventually(lambda: all(p.closed for p in h.made), timeout=3.0)
+    served = next(p for p in h.made if p.uses)
+    await eventually(lambda: served.closed, timeout=3.0)
+    await asyncio.sleep(0.3)
+    assert [p.uses for p in h.made if not p.closed] == [0]
     await h.engine.close()
 
 

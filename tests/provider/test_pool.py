@@ -91,7 +91,13 @@ def make_pool(tmp_path: Path) -> Any:
     FakeProcess.made = []
 
     def factory(**overrides: Any) -> ProcessPool[FakeProcess]:
-        values: dict[str, Any] = {"state_dir": tmp_path, "max_concurrency": 3, "warm_max": 2, "queue_timeout": 0.5}
+        values: dict[str, Any] = {
+            "state_dir": tmp_path,
+            "max_concurrency": 3,
+            "warm_max": 2,
+            "warm_floor": 0,
+            "queue_timeout": 0.5,
+        }
         values.update(overrides)
         settings = Settings(**values)
         return ProcessPool(settings, Slots(settings.max_concurrency), FakeProcess)
@@ -385,7 +391,7 @@ async def test_spares_follow_the_model_of_the_recent_traffic(make_pool: Any) -> 
 
 async def test_spares_start_no_more_than_the_starting_limit_at_once(tmp_path: Path) -> None:
     FakeProcess.made = []
-    settings = Settings(state_dir=tmp_path, max_concurrency=6, warm_max=6)
+    settings = Settings(state_dir=tmp_path, max_concurrency=6, warm_max=6, warm_floor=5)
     held: list[FakeProcess] = []
 
     def factory(launch: Launch, binding: Binding) -> FakeProcess:
@@ -508,7 +514,10 @@ async def test_worn_out_and_old_processes_are_not_reused(make_pool: Any) -> None
     first, _ = await ask(pool, conversation("q1"))
     await asyncio.sleep(0.1)
     again, lease = await ask(pool, conversation("q1", "answer", "q2"))
-    assert again is not first and not lease.warm
+    # Not the old process: a spare started in its time, replaced as it aged (the recent peak
+    # wants one), rebuilds the conversation.
+    assert again is not first and time.monotonic() - again.created_at < 0.05 + 0.01
+    assert lease.plan.kind == "rebuilt"
 
 
 async def test_a_dead_idle_process_is_replaced(make_pool: Any) -> None:
@@ -543,3 +552,181 @@ async def test_spares_are_started_with_the_tools_most_requests_ask_for(make_pool
     _, lease = await ask(pool, conversation("plain"))
     assert not lease.warm and lease.cold_reason == "mismatch"
     assert lease.process.binding.tools is None
+
+
+# -- the floor, the recent peak, start-up (issue: always warm, sized to demand) ---------------
+
+
+def clean_ready(pool: ProcessPool[FakeProcess]) -> list[FakeProcess]:
+    """Idle processes that are started, never used and not near their maximum age."""
+    return [
+        entry.process
+        for entry in pool.entries()
+        if entry.task.done() and entry.process.uses == 0 and not entry.process.dead and not entry.process.closed
+    ]
+
+
+async def test_warm_up_starts_the_floor_before_any_request(make_pool: Any) -> None:
+    pool = make_pool(warm_floor=2, warm_max=3, max_concurrency=4)
+    assert await pool.warm_up(LAUNCH, timeout=1.0) is True
+    assert len(clean_ready(pool)) == 2 and len(FakeProcess.made) == 2  # the floor, nothing more
+    _, lease = await ask(pool, conversation("the first request after start-up"))
+    assert lease.warm and lease.cold_reason is None
+    await settle()
+    assert len(clean_ready(pool)) == 2, "the clean process the request took was not replaced"
+    await pool.close()
+
+
+async def test_warm_up_gives_up_after_its_bounded_wait(tmp_path: Path) -> None:
+    FakeProcess.made = []
+    settings = Settings(state_dir=tmp_path, max_concurrency=3, warm_max=2, warm_floor=1)
+    pool = ProcessPool(settings, Slots(3), lambda launch, binding: FakeProcess(launch, binding, hold_start=True))
+    started = time.monotonic()
+    assert await pool.warm_up(LAUNCH, timeout=0.2) is False
+    assert 0.2 <= time.monotonic() - started < 1.0
+    await pool.close()
+
+
+async def test_warm_up_with_no_floor_starts_nothing(make_pool: Any) -> None:
+    pool = make_pool(warm_floor=0)
+    assert await pool.warm_up(LAUNCH, timeout=1.0) is True
+    assert FakeProcess.made == []
+
+
+async def test_a_new_chat_never_waits_while_the_floor_holds(make_pool: Any) -> None:
+    """One person after another starting chats (human-paced): every new chat gets a clean process,
+    no chat is cut, and the chats keep their processes."""
+    pool = make_pool(warm_floor=1, warm_max=4, max_concurrency=5)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+    chats = []
+    for index in range(3):
+        process, lease = await ask(pool, conversation(f"chat {index}"))
+        assert lease.warm and not lease.plan.rewind, (index, lease)
+        chats.append(process)
+        await settle()
+    for index, process in enumerate(chats):
+        again, lease = await ask(pool, conversation(f"chat {index}", "answer", "more"))
+        assert again is process and lease.plan.affinity
+    await pool.close()
+
+
+async def test_the_floor_survives_the_idle_timeout(make_pool: Any) -> None:
+    """Quiet longer than the idle timeout: the conversation's process goes, the floor stays."""
+    pool = make_pool(warm_floor=1, warm_idle_timeout=0.05, warm_window=0.05)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+    chat, _ = await ask(pool, conversation("q1"))
+    await settle()
+    (floor,) = clean_ready(pool)  # the clean process that replaced the one the chat took
+    await asyncio.sleep(0.3)
+    assert chat.closed, "an idle conversation outlived the idle timeout"
+    assert clean_ready(pool) == [floor] and pool.idle == 1, "the floor was stopped (and restarted) for idling"
+    _, lease = await ask(pool, conversation("after the quiet"))
+    assert lease.warm
+    await pool.close()
+
+
+async def test_the_floor_is_replaced_before_it_ages_out(make_pool: Any) -> None:
+    """A clean process near its maximum age gets a replacement, and is stopped only once the
+    replacement is ready: sampled all along, a ready clean process is always there."""
+    pool = make_pool(warm_floor=1, warm_max_age=0.5)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+    first = clean_ready(pool)[0]
+    deadline = time.monotonic() + 1.2
+    while time.monotonic() < deadline:
+        assert clean_ready(pool), "the floor lapsed"
+        await asyncio.sleep(0.005)
+    assert first.closed, "the first clean process outlived its maximum age"
+    assert len(FakeProcess.made) >= 3  # replaced at least twice in 1.2 s of a 0.5 s age
+    _, lease = await ask(pool, conversation("after two replacements"))
+    assert lease.warm
+    await pool.close()
+
+
+async def test_the_floor_is_not_replaced_while_its_replacement_cannot_start(tmp_path: Path) -> None:
+    """The old clean process is kept (and still serves, until its maximum age) while the
+    replacement is starting: stopped only once the floor is ready without it."""
+    FakeProcess.made = []
+    settings = Settings(state_dir=tmp_path, max_concurrency=3, warm_max=2, warm_floor=1, warm_max_age=0.5)
+
+    def factory(launch: Launch, binding: Binding) -> FakeProcess:
+        return FakeProcess(launch, binding, hold_start=bool(FakeProcess.made))
+
+    pool = ProcessPool(settings, Slots(3), factory)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+    first = FakeProcess.made[0]
+    await asyncio.sleep(first.created_at + 0.46 - time.monotonic())  # within the refresh margin (a tenth)
+    pool.reap_once()  # what the reaper does every tick, here at a known moment
+    await settle()
+    assert len(FakeProcess.made) == 2 and not first.closed, "a replacement starts before the old one is stopped"
+    FakeProcess.made[1]._started.set()
+    await settle()
+    pool.reap_once()
+    await settle()
+    assert time.monotonic() - first.created_at < 0.5  # stopped for its replacement, not for its age
+    assert first.closed and clean_ready(pool) == [FakeProcess.made[1]]
+    await pool.close()
+
+
+async def test_the_warm_set_follows_the_recent_peak_and_shrinks_after_it(make_pool: Any) -> None:
+    """A burst of four: after it, four clean spares wait beside the four chats, so a burst as
+    large finds one each; once the peak leaves the window, the spares beyond the floor are
+    stopped, and the chats stay until their idle timeout."""
+    pool = make_pool(warm_floor=1, warm_max=8, max_concurrency=9, warm_window=0.3, warm_idle_timeout=30)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+
+    async def burst(name: str) -> list[Any]:
+        leases = await asyncio.gather(
+            *(pool.checkout(conversation(f"{name} {i}"), Binding("sonnet"), LAUNCH, "") for i in range(4))
+        )
+        for index, lease in enumerate(leases):
+            lease.process.serve(conversation(f"{name} {index}"), lease.plan, Binding("sonnet"))
+            pool.checkin(lease.process, keep=True)
+        for _ in range(20):
+            await settle()
+        return leases
+
+    first = await burst("burst")
+    assert pool.demand() == 4
+    assert len(clean_ready(pool)) == 4 and pool.idle == 8
+    await asyncio.sleep(0.5)
+    assert pool.demand() == 0
+    assert len(clean_ready(pool)) == 1 and pool.idle == 5, "the spares beyond the floor outlived the peak"
+    assert all(not lease.process.closed for lease in first), "a chat was stopped before its idle timeout"
+    await pool.close()
+
+
+async def test_a_burst_as_large_as_the_recent_peak_is_warm(make_pool: Any) -> None:
+    pool = make_pool(warm_floor=1, warm_max=8, max_concurrency=9)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+    for name in ("first", "second"):
+        leases = await asyncio.gather(
+            *(pool.checkout(conversation(f"{name} {i}"), Binding("sonnet"), LAUNCH, "") for i in range(3))
+        )
+        if name == "second":
+            assert all(lease.warm and not lease.plan.rewind for lease in leases), leases
+        for index, lease in enumerate(leases):
+            lease.process.serve(conversation(f"{name} {index}"), lease.plan, Binding("sonnet"))
+            pool.checkin(lease.process, keep=True)
+        for _ in range(20):
+            await settle()
+    await pool.close()
+
+
+async def test_the_floor_is_kept_within_warm_max(make_pool: Any) -> None:
+    """warm_max 2 with a floor of 1: conversations have one idle process between them; the least
+    recently used gives way, never the floor."""
+    pool = make_pool(warm_floor=1, warm_max=2, max_concurrency=4)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+    (floor,) = clean_ready(pool)
+    chats = []
+    for name in ("c1", "c2"):
+        # Served by a process of their own (allow_warm=False), used after the floor was made.
+        conv = conversation(name)
+        lease = await pool.checkout(conv, Binding("sonnet"), LAUNCH, "", allow_warm=False)
+        lease.process.serve(conv, lease.plan, Binding("sonnet"))
+        pool.checkin(lease.process, keep=True)
+        chats.append(lease.process)
+        await settle()
+    assert chats[0].closed and not chats[1].closed and not floor.closed
+    assert pool.idle == 2 and clean_ready(pool) == [floor]
+    await pool.close()

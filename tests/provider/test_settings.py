@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from litellm_claude_code._host import concurrency_for, read_host
+from litellm_claude_code._host import concurrency_for, floor_for, read_host
 from litellm_claude_code._settings import PREFIX, Settings, SettingsError, settings_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +45,9 @@ def test_defaults(clean_environment: Path) -> None:
     assert settings.log_level == "INFO"
     assert settings.warm_enabled is True
     assert settings.warm_max == settings.max_concurrency
+    assert settings.warm_floor == min(floor_for(read_host().cpus), settings.warm_max) >= 1
+    assert settings.warm_window == 300.0
+    assert settings.warm_ready_timeout == 30.0
     assert settings.warm_idle_timeout == 300.0
     assert settings.warm_max_uses == 100
     assert settings.warm_max_age == 900.0
@@ -66,6 +69,9 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "LITELLM_CLAUDE_CODE_LOG_LEVEL": "debug",
         "LITELLM_CLAUDE_CODE_WARM_ENABLED": "false",
         "LITELLM_CLAUDE_CODE_WARM_MAX": "0",
+        "LITELLM_CLAUDE_CODE_WARM_FLOOR": "0",
+        "LITELLM_CLAUDE_CODE_WARM_WINDOW": "45",
+        "LITELLM_CLAUDE_CODE_WARM_READY_TIMEOUT": "7.5",
         "LITELLM_CLAUDE_CODE_WARM_IDLE_TIMEOUT": "12",
         "LITELLM_CLAUDE_CODE_WARM_MAX_USES": "5",
         "LITELLM_CLAUDE_CODE_WARM_MAX_AGE": "60.5",
@@ -87,6 +93,9 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         log_level="DEBUG",
         warm_enabled=False,
         warm_max=0,
+        warm_floor=0,
+        warm_window=45.0,
+        warm_ready_timeout=7.5,
         warm_idle_timeout=12.0,
         warm_max_uses=5,
         warm_max_age=60.5,
@@ -143,6 +152,11 @@ def test_booleans(value: str, expected: bool) -> None:
         ("WARM_MAX", "two", "is not a whole number"),
         ("MAX_CONCURRENCY", "automatic", "is not a whole number"),
         ("WARM_IDLE_TIMEOUT", "0", "must be more than 0 seconds"),
+        ("WARM_FLOOR", "-2", "must be 0 or more"),
+        ("WARM_FLOOR", "one", "is not a whole number"),
+        ("WARM_FLOOR", "40", "must be at most WARM_MAX"),
+        ("WARM_WINDOW", "0", "must be more than 0 seconds"),
+        ("WARM_READY_TIMEOUT", "-1", "must be 0 or more seconds"),
         ("WARM_MAX_USES", "0", "must be at least 1"),
         ("WARM_MAX_AGE", "-5", "must be more than 0 seconds"),
         ("WARM_MAX_AGE", "nan", "must be more than 0 seconds"),
@@ -223,3 +237,14 @@ def test_configuration_doc_shows_the_current_settings_table() -> None:
         "`python -c 'from litellm_claude_code._settings import settings_table; print(settings_table())'` "
         f"between {TABLE_START} and {TABLE_END}"
     )
+
+
+@pytest.mark.parametrize(("cpus", "floor"), [(0.5, 1), (1, 1), (2, 1), (4, 1), (6, 2), (16, 4), (64, 16)])
+def test_the_floor_rule_is_one_clean_process_per_four_cpus(cpus: float, floor: int) -> None:
+    assert floor_for(cpus) == floor
+
+
+def test_the_floor_defaults_within_warm_max_and_auto_parses(tmp_path: Path) -> None:
+    assert Settings(state_dir=tmp_path, max_concurrency=8, warm_max=0).warm_floor == 0
+    auto = Settings.from_env({PREFIX + "WARM_FLOOR": "auto", PREFIX + "STATE_DIR": str(tmp_path)})
+    assert auto.warm_floor == min(floor_for(read_host().cpus), auto.warm_max)

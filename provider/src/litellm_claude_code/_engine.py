@@ -141,9 +141,10 @@ class Engine:
         # Once per worker: the limits in force, and what the host-derived rule gives, so an
         # operator sees whether the defaults or explicit values apply and what they came from.
         logger.info(
-            "claude_code_limits max_concurrency=%d warm_max=%d warm_enabled=%s auto=%d host=%r",
+            "claude_code_limits max_concurrency=%d warm_max=%d warm_floor=%d warm_enabled=%s auto=%d host=%r",
             settings.max_concurrency,
             settings.warm_max,
+            self.pool.floor,
             str(settings.warm_enabled).lower(),
             concurrency_for(host.cpus, host.memory),
             host.describe(),
@@ -393,6 +394,34 @@ class Engine:
         if outcome.parts:
             outcome.parts.clear()  # held back: the forced answer is the call alone
             outcome.exact = False
+
+    async def warm_up(self) -> bool:
+        """Start the floor of clean processes and wait for it, at most ``warm_ready_timeout``.
+
+        The proxy's start-up awaits this (:func:`.proxy_hooks.warm_up`), so its port opens, and
+        ``/health/readiness`` answers, only with the floor warm or the bounded wait passed: a
+        restart, a deploy or a rolling update hands its first users warm processes. The log line
+        ``claude_code_warm_up`` says which happened. True when the floor is ready.
+        """
+        started = time.monotonic()
+        floor = self.pool.floor
+        try:
+            launch = self.launch()
+            # The CLI found and its digest checked (0.3 to 0.8 s), its launcher written: before
+            # readiness, in a thread, rather than on a first request's event loop.
+            await asyncio.to_thread(self._paths)
+        except ClaudeCodeError as exc:
+            logger.warning("claude_code_warm_up floor=%d ready=0 outcome=error error=%r", floor, redact(str(exc)))
+            return False
+        ready = await self.pool.warm_up(launch, self.settings.warm_ready_timeout)
+        logger.info(
+            "claude_code_warm_up floor=%d ready=%d outcome=%s waited_ms=%d",
+            floor,
+            self.pool.clean(),
+            "warm" if ready else "timeout",
+            (time.monotonic() - started) * 1000,
+        )
+        return ready
 
     async def close(self) -> None:
         if self._finishing:

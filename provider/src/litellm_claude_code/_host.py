@@ -11,6 +11,7 @@ The rule (``docs/configuration.md`` and ``docs/operations.md`` state it, with th
 
     max_concurrency = clamp(min(4 x CPUs, (memory - 1 GiB) / 300 MiB), 1, 32)
     warm_max        = max_concurrency
+    warm_floor      = min(ceil(CPUs / 4), warm_max), at least 1
 
 - 4 per CPU: a CLI process costs about one CPU-second to start and about 0.15 CPU-seconds per
   warm request; while it streams it waits on the upstream. Four per core kept two cores busy
@@ -19,7 +20,12 @@ The rule (``docs/configuration.md`` and ``docs/operations.md`` state it, with th
   shared between processes); the rest is headroom for long conversations. 1 GiB is kept for the
   proxy itself (about 400 MB) and the system.
 - 32 at most: one proxy worker, one credential's rate limit; beyond that add workers or hosts.
-- ``warm_max`` equal to the cap: a burst as large as the cap is served by ready processes.
+- ``warm_max`` equal to the cap: a burst as large as the cap is served by ready processes, when
+  recent traffic had such bursts (the warm set follows the recent peak, :mod:`._pool`).
+- ``warm_floor``, one clean process per four CPUs: what an idle gateway keeps ready (about 200 MB
+  each) so the first request after start-up or a quiet hour is warm. Human-paced traffic (a
+  request now and then) needs one; a host with more CPUs serves more people, whose new chats
+  come closer together.
 
 Every reader takes its root directory (and the affinity count) as arguments, so tests give it a
 fake ``/proc`` and ``/sys/fs/cgroup``.
@@ -42,6 +48,9 @@ MAX_AUTO_CONCURRENCY = 32
 
 RULE = "min(4 × CPUs, (memory − 1 GiB) / 300 MiB), 1 to 32"
 
+CPUS_PER_FLOOR_PROCESS = 4
+FLOOR_RULE = "one per 4 CPUs (rounded up), at most `WARM_MAX`"
+
 
 @dataclass(frozen=True, slots=True)
 class Host:
@@ -61,6 +70,11 @@ def concurrency_for(cpus: float, memory: int) -> int:
     by_cpu = math.floor(CPU_FACTOR * cpus)
     by_memory = (memory - MEMORY_RESERVE) // MEMORY_PER_PROCESS
     return max(1, min(by_cpu, by_memory, MAX_AUTO_CONCURRENCY))
+
+
+def floor_for(cpus: float) -> int:
+    """The rule: what ``WARM_FLOOR`` defaults to on such a host (before the ``WARM_MAX`` cap)."""
+    return max(1, math.ceil(cpus / CPUS_PER_FLOOR_PROCESS))
 
 
 def _affinity() -> int:
@@ -160,6 +174,11 @@ def read_host(
     if limit is not None and limit < memory:
         memory, memory_source = limit, "cgroup memory.max"
     return Host(cpus, memory, cpu_source, memory_source)
+
+
+def auto_floor() -> int:
+    """``WARM_FLOOR``'s default on this host."""
+    return floor_for(read_host().cpus)
 
 
 def auto_concurrency() -> int:

@@ -44,6 +44,25 @@ have served it was stopped for room is logged with ``cold_reason=evicted``.
 Idle processes are stopped after the idle timeout, and never reused past the maximum age or
 number of uses, nor after their credential rotated. A discarded process gives its slot back only
 once it is reaped, so ``max_concurrency`` bounds live processes, not only the bookkeeping.
+
+How many processes are kept follows demand, between two bounds:
+
+- **The floor** (``warm_floor``): clean processes, started and never used, so holding no
+  conversation, no system prompt and no key. They are started before the first request
+  (:meth:`ProcessPool.warm_up`, which the proxy's start-up awaits, so the port opens warm) and
+  kept whatever the quiet: the idle timeout does not apply to them, and one nearing its maximum
+  age (within :data:`REFRESH_MARGIN`) is replaced before it is stopped, so a new chat never waits
+  for a start while the floor holds. A clean process taken by a request is replaced at once.
+- **The recent peak**: clean spares are started until a burst as large as the most concurrent
+  requests seen within ``warm_window`` finds one each (the peak less the requests busy now), up to
+  ``warm_max``. Once the peak leaves the window, clean spares beyond the floor are stopped.
+  Processes holding a conversation are not counted as spares (a new chat given one would cut its
+  chat); they stay until the idle timeout, for their chat.
+
+The two share ``warm_max`` (the most idle processes kept): when the idle set is over it, the least
+recently used conversation is stopped first and the floor's clean processes last, so the floor is
+kept within ``warm_max`` and conversations have ``warm_max - warm_floor`` of it to themselves. An
+idle gateway holds the proxy and the floor.
 """
 
 from __future__ import annotations
@@ -73,6 +92,14 @@ MODEL_WINDOW = 32
 # How long a request waits for a spare that is still starting. A start takes about half a
 # second, a dozen on two busy cores; one that takes longer is hung, and is replaced.
 WARM_START_WAIT = 20.0
+
+# A clean process of the floor this close to its maximum age (seconds, at most a tenth of the
+# age) gets a replacement started; it is stopped once the replacement is ready.
+REFRESH_MARGIN = 60.0
+
+# After a spare failed to start, no other is started for this long (seconds): a CLI that cannot
+# start is not restarted in a loop; requests still start their own and say why they fail.
+START_BACKOFF = 5.0
 
 
 class Process(Protocol):
@@ -195,6 +222,10 @@ class ProcessPool(Generic[P]):
         self.starting_limit = starting_limit or max(1, int(read_host().cpus) // 2)
         self._last_launch: Launch | None = None
         self._closed = False
+        # Processes leased to requests now, and (time, leased) at each checkout within the window.
+        self.busy = 0
+        self._peaks: collections.deque[tuple[float, int]] = collections.deque()
+        self._start_failed_at = -START_BACKOFF
         self.stats = PoolStats()
 
     # -- views ------------------------------------------------------------------------------
@@ -207,6 +238,29 @@ class ProcessPool(Generic[P]):
     def idle(self) -> int:
         """Idle processes, started or starting (the warm set)."""
         return len(self._idle)
+
+    @property
+    def floor(self) -> int:
+        """Clean processes kept ready (``warm_floor``; none when warm processes are off)."""
+        return min(self.settings.warm_floor, self.settings.warm_max) if self.enabled else 0
+
+    def clean(self) -> int:
+        """Clean processes of the floor: idle (or starting), never used, not about to age out."""
+        return sum(1 for entry in self._idle if self._counts_for_floor(entry))
+
+    def demand(self) -> int:
+        """The most requests served at once within ``warm_window`` (the busy ones now included)."""
+        horizon = time.monotonic() - self.settings.warm_window
+        while self._peaks and self._peaks[0][0] < horizon:
+            self._peaks.popleft()
+        return max([self.busy, *(leased for _, leased in self._peaks)])
+
+    def wanted(self) -> int:
+        """Clean processes that spares are started up to: as many as the recent peak would find
+        busy on top of those busy now, and at least the floor; never more than ``warm_max``."""
+        if not self.enabled:
+            return 0
+        return min(self.settings.warm_max, max(self.floor, self.demand() - self.busy))
 
     def idle_processes(self) -> list[P]:
         return [entry.process for entry in self._idle]
@@ -239,6 +293,7 @@ class ProcessPool(Generic[P]):
                     self.stats.warm += 1
                     if found.plan.affinity:
                         self.stats.continued += 1
+                    self._leased()
                     self._replenish()
                     return found
                 reason = found
@@ -266,7 +321,13 @@ class ProcessPool(Generic[P]):
             self.slots.release()
             raise
         plan = Plan(0, tuple(conversation.history), False)
+        self._leased()
         return Lease(process, plan, warm=False, cold_reason=reason, start_ms=(time.monotonic() - started) * 1000)
+
+    def _leased(self) -> None:
+        """One more request holds a process: the demand the warm set follows."""
+        self.busy += 1
+        self._peaks.append((time.monotonic(), self.busy))
 
     async def _take(self, conversation: Conversation, binding: Binding, launch: Launch, tenant: str) -> Lease[P] | str:
         """The best idle process for this request, or why there is none (a cold-start reason)."""
@@ -323,16 +384,15 @@ class ProcessPool(Generic[P]):
 
     def checkin(self, process: P, keep: bool) -> None:
         """A request is done with ``process``: keep it idle (``keep``) or stop it; then refill spares."""
+        self.busy = max(0, self.busy - 1)
         if keep and self.enabled and not self._closed and self._usable_after_use(process):
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            self._idle.append(Entry(process, done))
+            self._idle.append(Entry(process, _done_future()))
             while len(self._idle) > self.settings.warm_max:
                 self.evict_one()
             self._ensure_reaper()
             self.slots.notify()
         else:
-            self._discard(Entry(process, _done_future()), refill=True)
+            self._discard(Entry(process, _done_future()))
         self._replenish()
 
     def _usable_after_use(self, process: Process) -> bool:
@@ -346,20 +406,52 @@ class ProcessPool(Generic[P]):
     # -- spares and eviction ----------------------------------------------------------------
 
     def _replenish(self) -> None:
-        """Start spares while fewer than ``warm_max`` processes live and no request waits for a slot.
+        """Start spares: first up to the floor of clean processes, then while fewer processes live
+        than :meth:`wanted`; never while a request waits for a slot.
 
         Counting busy processes too (they come back idle after their request) keeps a spare from
-        being started only to be stopped when the process it stood in for returns.
+        being started only to be stopped when the process it stood in for returns. When every slot
+        is taken and the floor is short, the least recently used idle conversation gives way (its
+        slot comes back once it is reaped, and this runs again).
         """
         launch = self._last_launch
-        if launch is None or not self.enabled or self._closed:
+        if launch is None or not self.enabled or self._closed or self.slots.waiting:
+            return
+        if time.monotonic() - self._start_failed_at < START_BACKOFF:
             return
         model, tools = self._traffic_spec()
+        binding = Binding(model, tools=tools)
         starting = sum(1 for entry in self._idle if not entry.task.done())
-        while self.slots.in_use < self.settings.warm_max and not self.slots.waiting:
-            if starting >= self.starting_limit or not self._prestart(launch, Binding(model, tools=tools)):
+        while self.clean() < self.wanted() and starting < self.starting_limit:
+            floor_short = self.clean() < self.floor
+            # The idle set stays within warm_max: the floor is made room for, the peak's spares are not.
+            if len(self._idle) >= self.settings.warm_max and not (floor_short and self._give_way_to_floor()):
+                return
+            if not self._prestart(launch, binding):
+                if floor_short and not self._closing:
+                    self._give_way_to_floor()
                 return
             starting += 1
+
+    def _give_way_to_floor(self) -> bool:
+        """The floor is short and the idle set full (or every slot taken): stop the least recently
+        used idle process holding a conversation, if there is one (busy processes are never cut)."""
+        held = [entry for entry in self._idle if entry.task.done() and entry.process.uses > 0]
+        if not held:
+            return False
+        victim = min(held, key=lambda entry: entry.process.last_used)
+        self._idle.remove(victim)
+        self._discard(victim)
+        return True
+
+    def _counts_for_floor(self, entry: Entry[P]) -> bool:
+        process = entry.process
+        return process.uses == 0 and not self._retiring(process) and (not entry.task.done() or self._usable(entry))
+
+    def _retiring(self, process: Process) -> bool:
+        """Within the refresh margin of its maximum age: a replacement is started for it."""
+        margin = min(REFRESH_MARGIN, self.settings.warm_max_age / 10)
+        return time.monotonic() - process.created_at > self.settings.warm_max_age - margin
 
     def _traffic_spec(self) -> tuple[str, ToolSet | None]:
         """The model and tool set most asked for by the recent requests (the latest of equals)."""
@@ -387,14 +479,33 @@ class ProcessPool(Generic[P]):
         return True
 
     def _started_spare(self, task: asyncio.Future[None]) -> None:
-        """A spare is up: start the next one, if any is wanted (a failed start starts none)."""
-        if not task.cancelled() and task.exception() is None:
-            self._replenish()
+        """A spare is up: start the next one, if any is wanted (a failed start starts none for a while)."""
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self._start_failed_at = time.monotonic()
+            return
+        self._replenish()
+        self.slots.notify()  # a request waiting for the floor (warm_up) sees it
 
     def _pop_lru(self) -> Entry[P] | None:
+        """The idle process to give up for room: a clean spare beyond the floor first (it holds
+        nothing but its start), then the least recently used conversation, the floor last."""
         if not self._idle:
             return None
-        victim = min(self._idle, key=lambda entry: entry.process.last_used)
+        clean = sorted(
+            (entry for entry in self._idle if self._counts_for_floor(entry)),
+            key=lambda entry: entry.process.created_at,
+            reverse=True,
+        )
+        floor = {id(entry) for entry in clean[: self.floor]}
+
+        def rank(entry: Entry[P]) -> tuple[int, float]:
+            if id(entry) in floor:
+                return (2, entry.process.last_used)
+            return (0 if self._counts_for_floor(entry) else 1, entry.process.last_used)
+
+        victim = min(self._idle, key=rank)
         self._idle.remove(victim)
         process = victim.process
         self._evicted.append(Evicted(process.launch.key, process.binding, process.tenant, time.monotonic()))
@@ -454,10 +565,10 @@ class ProcessPool(Generic[P]):
         """Past ``warm_max_age`` since start: it serves no new request."""
         return time.monotonic() - process.created_at > self.settings.warm_max_age
 
-    def _discard(self, entry: Entry[P], *, release: bool = True, refill: bool = False) -> None:
+    def _discard(self, entry: Entry[P], *, release: bool = True) -> None:
         """Stop a process. Its slot is freed only once it is reaped, so a replacement never runs
-        next to it: ``max_concurrency`` bounds live processes, not just bookkeeping. ``refill``:
-        then start a spare in its place (a process retired after a request, not for idling)."""
+        next to it: ``max_concurrency`` bounds live processes, not just bookkeeping. Then spares
+        are started if the floor or the recent peak wants one (:meth:`_replenish`)."""
         self.stats.discarded += 1
         if not entry.task.done():
             entry.task.cancel()
@@ -468,7 +579,6 @@ class ProcessPool(Generic[P]):
         closing.add_done_callback(_consume_exception)
         if release:
             closing.add_done_callback(lambda _task: self.slots.release())
-        if release and refill:
             closing.add_done_callback(lambda _task: self._replenish())
 
     def _ensure_reaper(self) -> None:
@@ -476,16 +586,62 @@ class ProcessPool(Generic[P]):
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
     async def _reap(self) -> None:
-        """Stop processes idle past the idle timeout, too old, or dead while idle."""
-        while self._idle:
-            await asyncio.sleep(min(5.0, self.settings.warm_idle_timeout / 2))
-            now = time.monotonic()
-            for entry in list(self._idle):
-                expired = now - entry.since > self.settings.warm_idle_timeout or self._too_old(entry.process)
-                dead = entry.task.done() and not self._usable(entry)
-                if expired or dead:
-                    self._idle.remove(entry)
-                    self._discard(entry)
+        """Every few seconds, :meth:`reap_once`, while there are idle processes or a floor to keep."""
+        settings = self.settings
+        tick = min(5.0, settings.warm_idle_timeout / 2, settings.warm_window / 2, settings.warm_max_age / 20)
+        while (self._idle or self.floor) and not self._closed:
+            await asyncio.sleep(tick)
+            self.reap_once()
+
+    def reap_once(self) -> None:
+        """Stop what is no longer wanted, replace what ages out, and start what the floor lacks.
+
+        - dead, too old or worn out: stopped;
+        - holding a conversation and idle past the idle timeout: stopped (the floor is clean
+          processes, so this never takes it below);
+        - a clean process near its maximum age: a replacement is started, and it is stopped once
+          the floor is ready without it;
+        - clean processes beyond :meth:`wanted` (the recent peak has left the window): the oldest
+          are stopped.
+        """
+        now = time.monotonic()
+        for entry in list(self._idle):
+            process = entry.process
+            dead = entry.task.done() and not self._usable(entry)
+            idled_out = process.uses > 0 and now - entry.since > self.settings.warm_idle_timeout
+            if dead or idled_out:
+                self._idle.remove(entry)
+                self._discard(entry)
+        self._replenish()  # replacements for the floor first, so it never lapses
+        ready = sum(1 for entry in self._idle if entry.task.done() and self._counts_for_floor(entry))
+        for entry in list(self._idle):
+            if entry.process.uses == 0 and self._retiring(entry.process) and ready >= self.floor:
+                self._idle.remove(entry)
+                self._discard(entry)
+        clean = sorted(
+            (entry for entry in self._idle if self._counts_for_floor(entry)), key=lambda e: e.process.created_at
+        )
+        for entry in clean[: max(0, len(clean) - self.wanted())]:
+            self._idle.remove(entry)
+            self._discard(entry)
+
+    async def warm_up(self, launch: Launch, timeout: float) -> bool:
+        """Start the floor before any request and wait until it is ready: True then, False once
+        ``timeout`` seconds passed first (the proxy opens its port either way, and says which)."""
+        if self.floor == 0:
+            return True
+        self._last_launch = launch
+        self._replenish()
+        self._ensure_reaper()
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = sum(1 for entry in self._idle if entry.task.done() and self._counts_for_floor(entry))
+            if ready >= self.floor:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(0.05, remaining))
 
     async def close(self) -> None:
         """Stop every idle process and wait for every discarded one to be reaped (shutdown)."""

@@ -37,6 +37,8 @@ def _default_state_dir() -> Path:
 
 # The default of WARM_MAX: resolved to MAX_CONCURRENCY when the settings are made.
 WARM_MAX_AUTO = -1
+# The default of WARM_FLOOR: resolved from the host (at most WARM_MAX) when the settings are made.
+WARM_FLOOR_AUTO = -1
 
 # OpenAI's own limit on a request's tools; Claude Code sends about 25.
 DEFAULT_MAX_TOOLS = 128
@@ -117,9 +119,34 @@ class Settings:
             "auto: `MAX_CONCURRENCY`",
         ),
     )
+    warm_floor: int = field(
+        default=WARM_FLOOR_AUTO,
+        metadata=_doc(
+            "Clean processes (holding no conversation) always kept ready, from start-up on: the first "
+            "request after a start, a deploy or a quiet hour is warm. One that ages out is replaced before "
+            "it is stopped. `0`: none are kept, and the first request after start-up or a quiet period starts "
+            "a CLI. `auto`: one per four CPUs (rounded up), at most `WARM_MAX`.",
+            f"auto: {host.FLOOR_RULE}",
+        ),
+    )
+    warm_window: float = field(
+        default=300.0,
+        metadata=_doc(
+            "Seconds over which the most concurrent requests seen size the warm set: spares are started until "
+            "as many processes live as that peak needs (up to `WARM_MAX`), and spares beyond the floor are "
+            "stopped once the peak has left the window."
+        ),
+    )
+    warm_ready_timeout: float = field(
+        default=30.0,
+        metadata=_doc(
+            "Seconds the proxy's start-up waits for the floor to be warm before it opens its port anyway "
+            "(`/health/readiness` answers only then). The log line `claude_code_warm_up` says which happened."
+        ),
+    )
     warm_idle_timeout: float = field(
         default=300.0,
-        metadata=_doc("Seconds an idle warm process is kept before it is stopped."),
+        metadata=_doc("Seconds an idle warm process holding a conversation is kept before it is stopped."),
     )
     warm_max_uses: int = field(
         default=100,
@@ -163,6 +190,8 @@ class Settings:
             object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser())
         if self.warm_max == WARM_MAX_AUTO:
             object.__setattr__(self, "warm_max", self.max_concurrency)
+        if self.warm_floor == WARM_FLOOR_AUTO:
+            object.__setattr__(self, "warm_floor", min(host.auto_floor(), self.warm_max))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +217,10 @@ class Settings:
             (self.cli_max_retries >= 0, "CLI_MAX_RETRIES", "must be 0 or more"),
             (self.api_timeout_ms >= 1000, "API_TIMEOUT_MS", "must be at least 1000 ms"),
             (self.warm_max >= 0, "WARM_MAX", "must be 0 or more"),
+            (self.warm_floor >= 0, "WARM_FLOOR", "must be 0 or more"),
+            (self.warm_floor <= self.warm_max, "WARM_FLOOR", f"must be at most WARM_MAX ({self.warm_max})"),
+            (self.warm_window > 0, "WARM_WINDOW", "must be more than 0 seconds"),
+            (self.warm_ready_timeout >= 0, "WARM_READY_TIMEOUT", "must be 0 or more seconds"),
             (self.warm_idle_timeout > 0, "WARM_IDLE_TIMEOUT", "must be more than 0 seconds"),
             (self.warm_max_uses >= 1, "WARM_MAX_USES", "must be at least 1"),
             (self.warm_max_age > 0, "WARM_MAX_AGE", "must be more than 0 seconds"),
@@ -267,6 +300,15 @@ def _concurrency(name: str, raw: str) -> int:
     return host.auto_concurrency() if raw.lower() == "auto" else _int(name, raw)
 
 
+def _warm_floor(name: str, raw: str) -> int:
+    if raw.lower() == "auto":
+        return WARM_FLOOR_AUTO
+    value = _int(name, raw)
+    if value < 0:
+        raise SettingsError(f"{name} must be 0 or more (or auto)")
+    return value
+
+
 def _warm_max(name: str, raw: str) -> int:
     if raw.lower() == "auto":
         return WARM_MAX_AUTO
@@ -300,6 +342,9 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "log_level": _upper,
     "warm_enabled": _bool,
     "warm_max": _warm_max,
+    "warm_floor": _warm_floor,
+    "warm_window": _float,
+    "warm_ready_timeout": _float,
     "warm_idle_timeout": _float,
     "warm_max_uses": _int,
     "warm_max_age": _float,

@@ -1,4 +1,14 @@
-"""The proxy's response headers: which request parameters were accepted but not applied.
+"""Hooks the LiteLLM proxy runs: warm processes before the port opens, and the response header
+naming the request parameters accepted but not applied.
+
+**Start-up** (:func:`warm_up`): LiteLLM awaits each ``LITELLM_WORKER_STARTUP_HOOKS`` entry
+(``module:function``) in every worker's start-up, before it serves (LiteLLM 1.108.7,
+``proxy_startup_event``); uvicorn opens the port only after it. The generated project's
+``provider.env`` names ``litellm_claude_code.proxy_hooks:warm_up``, so ``/health/readiness`` (what
+nginx, compose and the rolling update wait for) answers once the floor of clean CLI processes is
+warm, or ``WARM_READY_TIMEOUT`` passed.
+
+**Response headers**:
 
 A custom provider cannot put a header on a streamed response: LiteLLM builds a stream's
 headers from the stream wrapper it makes itself, before the provider runs (LiteLLM 1.108.7,
@@ -44,3 +54,17 @@ class NotAppliedHeader(CustomLogger):
 
 not_applied_header = NotAppliedHeader()
 """The instance the proxy config names."""
+
+
+async def warm_up() -> None:
+    """Start the provider's floor of clean CLI processes on the proxy's event loop and wait for it
+    (at most ``LITELLM_CLAUDE_CODE_WARM_READY_TIMEOUT``). A bad setting stops the start-up with its
+    message; anything else is logged, and the proxy starts cold rather than not at all."""
+    from . import handler
+    from ._observability import logger
+
+    handler.load_settings()  # SettingsError: the operator's to fix, and the proxy says so now
+    try:
+        await handler.engine().warm_up()
+    except Exception:
+        logger.exception("claude_code_warm_up outcome=error: the proxy starts without warm processes")
