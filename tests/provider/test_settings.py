@@ -45,7 +45,7 @@ def test_defaults(clean_environment: Path) -> None:
     assert settings.log_level == "INFO"
     assert settings.warm_enabled is True
     assert settings.warm_max == settings.max_concurrency
-    assert settings.warm_floor == min(floor_for(read_host().cpus), settings.warm_max) >= 1
+    assert settings.warm_floor == min(floor_for(read_host().cpus), settings.warm_max - 1) >= 1
     assert settings.warm_window == 300.0
     assert settings.warm_ready_timeout == 30.0
     assert settings.warm_idle_timeout == 300.0
@@ -246,5 +246,8 @@ def test_the_floor_rule_is_one_clean_process_per_four_cpus(cpus: float, floor: i
 
 def test_the_floor_defaults_within_warm_max_and_auto_parses(tmp_path: Path) -> None:
     assert Settings(state_dir=tmp_path, max_concurrency=8, warm_max=0).warm_floor == 0
+    # One idle place is left for a conversation: WARM_MAX=1 keeps the chat, not a clean process.
+    assert Settings(state_dir=tmp_path, max_concurrency=8, warm_max=1).warm_floor == 0
+    assert Settings(state_dir=tmp_path, max_concurrency=8, warm_max=2).warm_floor == 1
     auto = Settings.from_env({PREFIX + "WARM_FLOOR": "auto", PREFIX + "STATE_DIR": str(tmp_path)})
-    assert auto.warm_floor == min(floor_for(read_host().cpus), auto.warm_max)
+    assert auto.warm_floor == min(floor_for(read_host().cpus), auto.warm_max - 1)

@@ -11,7 +11,7 @@ The rule (``docs/configuration.md`` and ``docs/operations.md`` state it, with th
 
     max_concurrency = clamp(min(4 x CPUs, (memory - 1 GiB) / 300 MiB), 1, 32)
     warm_max        = max_concurrency
-    warm_floor      = min(ceil(CPUs / 4), warm_max), at least 1
+    warm_floor      = min(ceil(CPUs / 4), warm_max - 1)
 
 - 4 per CPU: a CLI process costs about one CPU-second to start and about 0.15 CPU-seconds per
   warm request; while it streams it waits on the upstream. Four per core kept two cores busy
@@ -49,7 +49,7 @@ MAX_AUTO_CONCURRENCY = 32
 RULE = "min(4 × CPUs, (memory − 1 GiB) / 300 MiB), 1 to 32"
 
 CPUS_PER_FLOOR_PROCESS = 4
-FLOOR_RULE = "one per 4 CPUs (rounded up), at most `WARM_MAX`"
+FLOOR_RULE = "one per 4 CPUs (rounded up), at most `WARM_MAX` − 1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,7 @@ class Settings:
             "Clean processes (holding no conversation) always kept ready, from start-up on: the first "
             "request after a start, a deploy or a quiet hour is warm. One that ages out is replaced before "
             "it is stopped. `0`: none are kept, and the first request after start-up or a quiet period starts "
-            "a CLI. `auto`: one per four CPUs (rounded up), at most `WARM_MAX`.",
+            "a CLI. `auto`: one per four CPUs (rounded up), leaving at least one of `WARM_MAX` to conversations.",
             f"auto: {host.FLOOR_RULE}",
         ),
     )
@@ -191,7 +191,8 @@ class Settings:
         if self.warm_max == WARM_MAX_AUTO:
             object.__setattr__(self, "warm_max", self.max_concurrency)
         if self.warm_floor == WARM_FLOOR_AUTO:
-            object.__setattr__(self, "warm_floor", min(host.auto_floor(), self.warm_max))
+            # At most WARM_MAX - 1, so one idle place is always left for a conversation.
+            object.__setattr__(self, "warm_floor", max(0, min(host.auto_floor(), self.warm_max - 1)))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
