@@ -68,6 +68,9 @@ def test_provider_metrics_after_traffic(metrics_proxy: Proxy, fake: FakeAnthropi
     assert sample(text, "claude_code_max_concurrency") is not None and sample(text, "claude_code_max_concurrency") > 0
     assert sample(text, "claude_code_warm_processes") in (0, 1), "more warm processes than WARM_MAX"
     assert sample(text, "claude_code_queue_depth") == 0
+    assert sample(text, "claude_code_warm_floor") == 0  # WARM_MAX=1 leaves its one idle place to a chat
+    assert sample(text, "claude_code_clean_processes") in (0, 1)
+    assert sample(text, "claude_code_recent_peak_requests") == 1  # one request at a time
     assert 0 < (sample(text, "claude_code_warm_hit_rate") or 0) < 1
     # LiteLLM's own metrics are on the same page.
     assert re.search(r"^litellm_\w+", text, re.M), "LiteLLM's prometheus callback exported nothing"

@@ -175,6 +175,8 @@ def test_the_dashboard_imports_anywhere(default_project: Path) -> None:
         "claude_code_processes_busy",
         "claude_code_queue_depth",
         "claude_code_warm_processes",
+        "claude_code_clean_processes",
+        "claude_code_warm_floor",
         "claude_code_warm_hit_rate",
         "claude_code_cold_starts_total",
         "claude_code_time_to_first_token_seconds_bucket",

@@ -59,6 +59,9 @@ def _setup() -> dict[str, Any]:
         busy=Gauge(p + "processes_busy", "CLI processes answering a request."),
         alive=Gauge(p + "processes_alive", "CLI processes alive (busy or warm)."),
         warm_set=Gauge(p + "warm_processes", "Idle warm CLI processes."),
+        clean=Gauge(p + "clean_processes", "Idle CLI processes holding no conversation (the floor and spares)."),
+        floor=Gauge(p + "warm_floor", "Clean CLI processes always kept ready (WARM_FLOOR)."),
+        demand=Gauge(p + "recent_peak_requests", "Most requests served at once within WARM_WINDOW."),
         queue=Gauge(p + "queue_depth", "Requests waiting for a slot."),
         capacity=Gauge(p + "max_concurrency", "Most CLI processes alive at once."),
         hit_rate=Gauge(p + "warm_hit_rate", "Share of requests served warm since start."),
@@ -66,6 +69,9 @@ def _setup() -> dict[str, Any]:
     _metrics["busy"].set_function(lambda: _read(lambda e: e.slots.in_use - e.pool.idle))
     _metrics["alive"].set_function(lambda: _read(lambda e: e.slots.in_use))
     _metrics["warm_set"].set_function(lambda: _read(lambda e: e.pool.idle))
+    _metrics["clean"].set_function(lambda: _read(lambda e: e.pool.clean()))
+    _metrics["floor"].set_function(lambda: _read(lambda e: e.pool.floor))
+    _metrics["demand"].set_function(lambda: _read(lambda e: e.pool.demand()))
     _metrics["queue"].set_function(lambda: _read(lambda e: e.slots.waiting))
     _metrics["capacity"].set_function(lambda: _read(lambda e: e.slots.capacity))
     _metrics["hit_rate"].set_function(lambda: _read(lambda e: e.pool.stats.hit_rate))
