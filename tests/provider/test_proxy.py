@@ -26,6 +26,7 @@ import psutil
 import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
+from tests.support.proxy_http import HTTP_TIMEOUT, assert_no_traceback, error_message, log_lines, post, user
 from tests.support.stack import (
     EXAMPLES,
     MASTER_KEY,
@@ -44,27 +45,11 @@ pytestmark = pytest.mark.integration
 MAX_CONCURRENCY = 2
 WARM_MAX = 1
 QUEUE_TIMEOUT = 1.0
-
-# Bounds on waits: generous, since two cores are shared with other test runs. A hang shows
-# up as a timeout of the HTTP client, which fails the test.
-HTTP_TIMEOUT = 60.0
+# How long the processes get to settle after a test (two shared cores: generous).
 SETTLE = 15.0
-
-TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "/', '.py", line ')
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def user(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
-
-
-def post(proxy: Proxy, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> httpx.Response:
-    """POST /v1/chat/completions with the master key (unless ``headers`` says otherwise)."""
-    if headers is None:
-        headers = {"Authorization": f"Bearer {MASTER_KEY}"}
-    return httpx.post(proxy.base_url + "/v1/chat/completions", json=body, headers=headers, timeout=HTTP_TIMEOUT)
 
 
 class RawStream:
@@ -117,19 +102,6 @@ def stream_raw(proxy: Proxy, body: dict[str, Any]) -> RawStream:
         return RawStream(200, response.headers, "", events)
 
 
-def error_message(response: httpx.Response) -> str:
-    body = response.json()
-    assert isinstance(body.get("error"), dict), body
-    message = body["error"]["message"]
-    assert isinstance(message, str)
-    return message
-
-
-def assert_no_traceback(text: str) -> None:
-    for marker in TRACEBACK_MARKERS:
-        assert marker not in text, f"a traceback leaked into a response: {text[:2000]}"
-
-
 def upstream_requests(fake: FakeAnthropicServer, marker: str) -> list[dict[str, Any]]:
     """The upstream /v1/messages requests whose prompt carries ``marker``."""
     return [request for request in fake.messages_requests() if marker in json.dumps(request["messages"])]
@@ -155,14 +127,6 @@ def gone(proc: psutil.Process) -> bool:
         return proc.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def log_lines(proxy: Proxy, request_id: str) -> list[str]:
-    return [
-        line
-        for line in proxy.log_text().splitlines()
-        if "claude_code_request " in line and f"request_id={request_id} " in line
-    ]
 
 
 @pytest.fixture(autouse=True)
@@ -575,6 +539,11 @@ def short_proxy(upstream: FakeAnthropicServer, tmp_path_factory: pytest.TempPath
             "LITELLM_CLAUDE_CODE_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT),
             "LITELLM_CLAUDE_CODE_MAX_CONCURRENCY": "2",
             "LITELLM_CLAUDE_CODE_WARM_MAX": "1",
+            # A clean process ready from start-up on (as the generated project's provider.env has
+            # it): the short request timeout is spent on the request, not on a CLI start-up that
+            # takes seconds on a loaded host.
+            "LITELLM_WORKER_STARTUP_HOOKS": "litellm_claude_code.proxy_hooks:warm_up",
+            "LITELLM_CLAUDE_CODE_WARM_FLOOR": "1",
         },
     )
     yield proxy

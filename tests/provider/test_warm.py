@@ -324,7 +324,9 @@ async def test_burst_stays_within_max_concurrency_and_warm_max(make_warm: Any, f
 
 
 async def test_idle_warm_process_stops_after_idle_timeout(make_warm: Any, fake: FakeAnthropicServer) -> None:
-    warm = make_warm(warm_idle_timeout=2.0)
+    # No floor (WARM_MAX=1 leaves it to the chat), and the recent peak leaves its window as the
+    # chat idles out: nothing is left running.
+    warm = make_warm(warm_idle_timeout=2.0, warm_window=2.0)
     await warm.ask("idle IDLE-1")
     assert await async_wait_until(lambda: warm.pool.idle == 1, SETTLE)
     (pid,) = warm.pids()
@@ -467,7 +469,10 @@ async def test_rotated_key_file_retires_old_key_processes(
     assert not [r for r in fake.messages_requests() if r["status"] == 401], "an old-key process was used"
     assert await async_wait_until(lambda: not (old_pids & warm.pids()), SETTLE), "old-key processes kept running"
     for pid in warm.pids():
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # stopped since (a spare beyond the recent peak): it holds nothing any more
         assert old_key.encode() not in environ
 
 
