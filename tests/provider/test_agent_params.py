@@ -8,7 +8,6 @@ directive in the prompt. Assertions are on what the client got and on what the u
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,24 +17,15 @@ import openai
 import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
-from tests.provider.test_proxy import HTTP_TIMEOUT, assert_no_traceback, error_message, log_lines, post, user
+from tests.support.proxy_http import HTTP_TIMEOUT, assert_no_traceback, error_message, log_fields, post, user
 from tests.support.stack import EXAMPLES, MASTER_KEY, Proxy, start_proxy, stop_proxy, wait_until
+from tests.support.upstream import marked
 
 pytestmark = pytest.mark.integration
 
 
 def client(proxy: Proxy) -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy.base_url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=HTTP_TIMEOUT)
-
-
-def upstream_with(fake: FakeAnthropicServer, marker: str) -> list[dict[str, Any]]:
-    return [r for r in fake.messages_requests() if marker in json.dumps(r["messages"])]
-
-
-def log_fields(proxy: Proxy, call_id: str) -> dict[str, str]:
-    assert wait_until(lambda: bool(log_lines(proxy, call_id)), 10)
-    (line,) = log_lines(proxy, call_id)
-    return dict(re.findall(r"(\w+)=(\S+)", line.split("claude_code_request ", 1)[1]))
 
 
 # --------------------------------------------------------------------------- reasoning
@@ -60,7 +50,7 @@ def test_reasoning_streams_before_the_answer(proxy: Proxy, fake: FakeAnthropicSe
     assert kinds.index("text") > max(i for i, kind in enumerate(kinds) if kind == "reasoning")
     assert "".join(v for k, v in order if k == "reasoning") == "first I add, then I check"
     assert "".join(v for k, v in order if k == "text") == "the answer is 4"
-    (request,) = upstream_with(fake, "think 7d1f")
+    (request,) = marked(fake, "think 7d1f")
     assert request["body"]["output_config"]["effort"] == "high"  # bound late on the process
     assert request["body"]["thinking"]["type"] in ("adaptive", "enabled")
 
@@ -72,7 +62,7 @@ def test_reasoning_on_a_plain_answer_and_in_usage(proxy: Proxy, fake: FakeAnthro
     assert message.content == "done"
     assert (message.model_extra or {}).get("reasoning_content") == "one two three four"
     assert response.usage is not None and response.usage.completion_tokens >= 5  # 4 thinking + 1 text
-    (request,) = upstream_with(fake, "think 93aa")
+    (request,) = marked(fake, "think 93aa")
     assert request["body"]["output_config"]["effort"] == "low"
 
 
@@ -81,7 +71,7 @@ def test_the_effort_of_a_warm_process_is_rebound_per_request(proxy: Proxy, fake:
     for marker, effort in (("eff 1a", "high"), ("eff 2b", None), ("eff 3c", "low")):
         extra = {"reasoning_effort": effort} if effort else {}
         openai_client.chat.completions.create(model="haiku", messages=user(marker), **extra)
-        (request,) = upstream_with(fake, marker)
+        (request,) = marked(fake, marker)
         assert request["body"]["output_config"]["effort"] == (effort or "medium")  # None: the CLI's default
 
 
@@ -123,9 +113,9 @@ def test_stop_cuts_the_answer_and_stops_the_cli_turn(proxy: Proxy, fake: FakeAnt
     assert finish == ["stop"]
     assert elapsed < 40 * 0.1  # the client did not wait for the rest of the answer
     # The CLI's turn was stopped: its upstream stream was closed early, and nothing followed.
-    assert wait_until(lambda: upstream_with(fake, marker)[0]["outcome"] is not None, 10)
+    assert wait_until(lambda: marked(fake, marker)[0]["outcome"] is not None, 10)
     time.sleep(1)
-    requests = upstream_with(fake, marker)
+    requests = marked(fake, marker)
     assert len(requests) == 1
     assert requests[0]["outcome"] == "client_disconnected"
     # The process is reusable: the next request on the proxy is answered.
@@ -210,7 +200,7 @@ def test_a_full_window_is_429_until_its_reset(
     assert_no_traceback(response.text)
     fields = log_fields(subscription_proxy, response.headers["x-litellm-call-id"])
     assert fields["status"] == "429" and fields["rate_limit"] == "five_hour:1.00"
-    assert len(upstream_with(fake, "full window")) == 1  # no retry spent on a full window
+    assert len(marked(fake, "full window")) == 1  # no retry spent on a full window
 
 
 def test_config_declares_reasoning_for_every_model() -> None:

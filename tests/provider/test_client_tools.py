@@ -11,7 +11,6 @@ what reached the upstream (the fake's request log).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,60 +20,17 @@ import openai
 import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
+from tests.support.client_tools import PREFIX, TOOLS, TWO_CALLS, WEATHER_SCHEMA, echo
+from tests.support.proxy_http import log_fields
 from tests.support.stack import MASTER_KEY, Proxy, wait_until
-from tests.support.upstream import dialogue, served_by
+from tests.support.upstream import dialogue, marked, served_by
 
 pytestmark = pytest.mark.integration
 
-PREFIX = "mcp__client__"
-WEATHER_SCHEMA = {
-    "type": "object",
-    "properties": {"city": {"type": "string", "description": "City name"}, "unit": {"enum": ["C", "F"]}},
-    "required": ["city"],
-}
-TOOLS = [
-    {
-        "type": "function",
-        "function": {"name": "get_weather", "description": "Current weather for a city", "parameters": WEATHER_SCHEMA},
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "get_time",
-            "description": "The time now",
-            "parameters": {"type": "object", "properties": {}},
-        },
-    },
-]
-TWO_CALLS = [{"name": "get_weather", "input": {"city": "Paris", "unit": "C"}}, {"name": "get_time", "input": {}}]
 
-
-def upstream(fake: FakeAnthropicServer, marker: str) -> list[dict[str, Any]]:
-    return [r for r in fake.messages_requests() if marker in json.dumps(r["messages"])]
-
-
-def log_line(proxy: Proxy, call_id: str) -> dict[str, str]:
-    def lines() -> list[str]:
-        return [
-            line
-            for line in proxy.log_text().splitlines()
-            if "claude_code_request " in line and f"request_id={call_id} " in line
-        ]
-
-    assert wait_until(lambda: bool(lines()), 10), f"no request log line for {call_id}"
-    return dict(re.findall(r"(\w+)=(\S+)", lines()[0].split("claude_code_request ", 1)[1]))
-
-
-def echo(message: Any) -> dict[str, Any]:
-    """The assistant message as a client sends it back with the tool results."""
-    return {
-        "role": "assistant",
-        "content": message.content,
-        "tool_calls": [
-            {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
-            for c in message.tool_calls
-        ],
-    }
+# How long a late upstream request is waited for once a request is done: the CLI would send it
+# within a few hundred milliseconds of the last one.
+LATE = 3.0
 
 
 @pytest.fixture(autouse=True)
@@ -90,11 +46,12 @@ def test_tools_reach_claude_as_its_only_tools_and_calls_come_back_as_tool_calls(
     proxy: Proxy, fake: FakeAnthropicServer
 ) -> None:
     marker = "tools-plain-5e1a"
-    response = proxy.client().chat.completions.create(
+    raw = proxy.client().chat.completions.with_raw_response.create(
         model="sonnet",
         messages=[{"role": "user", "content": f"{marker} {directive(text='Let me look.', tool_use=TWO_CALLS)}"}],
         tools=TOOLS,
     )
+    response = raw.parse()
     choice = response.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content == "Let me look."
@@ -102,14 +59,18 @@ def test_tools_reach_claude_as_its_only_tools_and_calls_come_back_as_tool_calls(
     assert [c.function.name for c in calls] == ["get_weather", "get_time"]
     assert [json.loads(c.function.arguments) for c in calls] == [{"city": "Paris", "unit": "C"}, {}]
     assert len({c.id for c in calls}) == 2 and all(c.id.startswith("toolu_") for c in calls)
-    (request,) = upstream(fake, marker)
+    (request,) = marked(fake, marker)
     offered = {t["name"]: t for t in request["body"]["tools"]}
     assert sorted(offered) == [PREFIX + "get_time", PREFIX + "get_weather"]  # nothing of Claude Code's own
     assert offered[PREFIX + "get_weather"]["description"] == "Current weather for a city"
     assert offered[PREFIX + "get_weather"]["input_schema"] == WEATHER_SCHEMA
     assert offered[PREFIX + "get_time"]["input_schema"] == {"type": "object", "properties": {}}
-    # Nothing ran: the CLI asked the upstream once, and no tool result was sent anywhere.
-    assert wait_until(lambda: len(upstream(fake, marker)) == 1, 2) and len(upstream(fake, marker)) == 1
+    # Nothing ran: the CLI asked the upstream once, and no tool result was sent anywhere. A CLI
+    # that ran the calls would ask again after the client got its answer: once the request is
+    # done (its log line written), give a late second request time to arrive, then count.
+    log_fields(proxy, raw.headers["x-litellm-call-id"])
+    assert not wait_until(lambda: len(marked(fake, marker)) > 1, LATE), "the CLI asked the upstream again"
+    assert len(marked(fake, marker)) == 1
 
 
 def test_streamed_tool_calls_assemble_in_the_openai_client(proxy: Proxy, fake: FakeAnthropicServer) -> None:
@@ -158,7 +119,7 @@ def test_tool_results_reach_claude_as_its_own_turns_in_order(
     assert answer == (
         f"Tool results: {PREFIX}get_weather({ids[0]}) -> 12 C and raining; {PREFIX}get_time({ids[1]}) -> 09:41"
     )
-    before, after = upstream(fake, marker)
+    before, after = marked(fake, marker)
     assert dialogue(after)[1:] == [
         (
             "assistant",
@@ -178,12 +139,14 @@ def test_tool_results_reach_claude_as_its_own_turns_in_order(
     ]
     # The process that made the calls kept the turn: the results were its next user turn.
     assert served_by(before) == served_by(after)
-    fields = log_line(proxy, raw.headers["x-litellm-call-id"])
+    fields = log_fields(proxy, raw.headers["x-litellm-call-id"])
     assert (fields["warm"], fields["conversation"]) == ("true", "continued")
 
 
 def test_a_request_without_tools_after_one_with_tools_sees_no_tools(proxy: Proxy, fake: FakeAnthropicServer) -> None:
     client = proxy.client()
+    # The warm set (WARM_MAX=1) holds one idle process without tools, whatever earlier tests left.
+    client.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "tools-then-none-0 31f0"}])
     client.chat.completions.create(
         model="sonnet", messages=[{"role": "user", "content": "tools-then-none-a 31f0"}], tools=TOOLS
     )
@@ -191,10 +154,14 @@ def test_a_request_without_tools_after_one_with_tools_sees_no_tools(proxy: Proxy
         model="sonnet", messages=[{"role": "user", "content": "tools-then-none-b 31f0"}]
     )
     assert raw.parse().choices[0].finish_reason == "stop"
-    (request,) = upstream(fake, "tools-then-none-b 31f0")
+    (request,) = marked(fake, "tools-then-none-b 31f0")
     assert request["tool_names"] == [] and not request["body"].get("tools")
-    # Cold: the idle process has tools (mismatch), or a tool-less one was stopped for room before (evicted).
-    assert log_line(proxy, raw.headers["x-litellm-call-id"])["cold_reason"] in ("mismatch", "evicted")
+    # Cold, and why: the request with tools could not use the tool-less process (a process lists
+    # its tools at start), so it started one; when it came back, the warm set was over WARM_MAX and
+    # the least recently used, tool-less process was stopped for room. The idle process now has
+    # tools, and the pool names the stopped one that would have served this request: ``evicted``
+    # (``mismatch`` only when no such process was stopped within the idle timeout).
+    assert log_fields(proxy, raw.headers["x-litellm-call-id"])["cold_reason"] == "evicted"
 
 
 def test_a_warm_process_serves_the_next_request_with_the_same_tools(proxy: Proxy, fake: FakeAnthropicServer) -> None:
@@ -206,10 +173,10 @@ def test_a_warm_process_serves_the_next_request_with_the_same_tools(proxy: Proxy
         model="sonnet", messages=[{"role": "user", "content": "warm-tools-b 6d2e"}], tools=TOOLS
     )
     assert raw.parse().choices[0].message.content.startswith("fake reply from")
-    fields = log_line(proxy, raw.headers["x-litellm-call-id"])
+    fields = log_fields(proxy, raw.headers["x-litellm-call-id"])
     assert fields["warm"] == "true"
-    (first,) = upstream(fake, "warm-tools-a 6d2e")
-    (second,) = upstream(fake, "warm-tools-b 6d2e")
+    (first,) = marked(fake, "warm-tools-a 6d2e")
+    (second,) = marked(fake, "warm-tools-b 6d2e")
     assert served_by(first) == served_by(second)
     assert second["tool_names"] == first["tool_names"] == [PREFIX + "get_time", PREFIX + "get_weather"]
     # Another conversation: the first one's turns were cut off, not sent along.
@@ -221,7 +188,7 @@ def test_tool_choice_none_offers_claude_no_tools(proxy: Proxy, fake: FakeAnthrop
         model="sonnet", messages=[{"role": "user", "content": "choice-none 80a1"}], tools=TOOLS, tool_choice="none"
     )
     assert response.choices[0].finish_reason == "stop"
-    (request,) = upstream(fake, "choice-none 80a1")
+    (request,) = marked(fake, "choice-none 80a1")
     assert request["tool_names"] == []
 
 
@@ -229,7 +196,7 @@ def test_tool_choice_auto_offers_the_tools(proxy: Proxy, fake: FakeAnthropicServ
     proxy.client().chat.completions.create(
         model="sonnet", messages=[{"role": "user", "content": "choice-auto 80a1"}], tools=TOOLS, tool_choice="auto"
     )
-    (request,) = upstream(fake, "choice-auto 80a1")
+    (request,) = marked(fake, "choice-auto 80a1")
     assert request["tool_names"] == [PREFIX + "get_time", PREFIX + "get_weather"]
 
 
@@ -317,7 +284,7 @@ def test_messages_api_plain_answer(proxy: Proxy, fake: FakeAnthropicServer) -> N
     assert message.stop_reason == "end_turn"
     assert message.content[0].type == "text" and message.content[0].text.startswith("fake reply from claude-")
     assert message.usage.output_tokens == 12
-    (request,) = upstream(fake, "door-messages-plain 1a7c")
+    (request,) = marked(fake, "door-messages-plain 1a7c")
     assert "door system 1a7c" in request["system_text"] and request["tool_names"] == []
 
 
@@ -345,7 +312,7 @@ def test_messages_api_tool_use_and_results(proxy: Proxy, fake: FakeAnthropicServ
     uses = [block for block in first.content if block.type == "tool_use"]
     assert [(u.name, u.input) for u in uses] == [(c["name"], c["input"]) for c in TWO_CALLS]
     assert [b.text for b in first.content if b.type == "text"] == ["Checking."]
-    (request,) = upstream(fake, marker)
+    (request,) = marked(fake, marker)
     assert request["tool_names"] == [PREFIX + "get_time", PREFIX + "get_weather"]
     results = [
         {"type": "tool_result", "tool_use_id": uses[0].id, "content": "sunny"},
@@ -367,7 +334,7 @@ def test_responses_api_plain_and_streamed(proxy: Proxy, fake: FakeAnthropicServe
     client = proxy.client()
     response = client.responses.create(model="sonnet", input="door-responses-plain 9e3b", instructions="be brief 9e3b")
     assert response.output_text.startswith("fake reply from claude-")
-    (request,) = upstream(fake, "door-responses-plain 9e3b")
+    (request,) = marked(fake, "door-responses-plain 9e3b")
     assert "be brief 9e3b" in request["system_text"]
     events = list(client.responses.create(model="sonnet", input="door-responses-stream 9e3b", stream=True))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
@@ -451,7 +418,7 @@ def test_an_openai_agents_sdk_agent_runs_two_tools_then_answers(proxy: Proxy, fa
     )
     result = Runner.run_sync(agent, "What is the weather and time in Oslo? agent-9f1c", max_turns=5)
     assert ran == [("get_weather", "Oslo"), ("get_time", "Oslo")]  # run by the client, in order
-    requests = upstream(fake, "agent-9f1c")
+    requests = marked(fake, "agent-9f1c")
     assert len(requests) == 3
     assert result.final_output.startswith(f"Tool results: {PREFIX}get_time(")
     assert result.final_output.endswith(") -> 10:15")
@@ -517,10 +484,10 @@ async def test_litellm_acompletion_hands_back_calls_and_rebuilds_a_tool_history(
     ]
     answer = await litellm.acompletion(model="cc-tools/sonnet", messages=follow, tools=TOOLS, timeout=120)
     assert answer.choices[0].finish_reason == "stop"
-    last = upstream(fake, marker)[-1]
+    last = marked(fake, marker)[-1]
     assert [(role, [b["type"] for b in blocks]) for role, blocks in dialogue(last)] == [
         ("user", ["text"]),
         ("assistant", ["tool_use", "tool_use"]),
         ("user", ["tool_result", "tool_result", "text"]),
     ]
-    assert served_by(last) != served_by(upstream(fake, marker)[0])
+    assert served_by(last) != served_by(marked(fake, marker)[0])

@@ -8,9 +8,6 @@ the proxy runs, as an operator would.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,21 +18,10 @@ import pytest
 from litellm_claude_code.keys import KeyRecord, KeyStore, hash_key, load_records, main, write_records
 from litellm_claude_code.testing import FakeAnthropicServer
 
-from tests.support.stack import EXAMPLES, MASTER_KEY, REPO, Proxy, start_proxy, stop_proxy
+from tests.support.keys import keys_cli
+from tests.support.stack import EXAMPLES, MASTER_KEY, Proxy, start_proxy, stop_proxy
 
 HTTP_TIMEOUT = 60.0
-
-
-def keys_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "provider" / "src")}
-    return subprocess.run(
-        [sys.executable, "-m", "litellm_claude_code.keys", *args, "--store", str(store)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
 
 
 def issue(store: Path, name: str, *args: str) -> str:
@@ -114,12 +100,14 @@ def test_bad_entries_are_refused_at_load(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- through the proxy
 
 
+@pytest.mark.integration
 def test_unknown_key_is_401_and_never_reaches_the_upstream(keyed_proxy: Proxy, fake: FakeAnthropicServer) -> None:
     response = chat(keyed_proxy, "sk-cc-not-a-key")
     assert response.status_code == 401, response.text
     assert fake.messages_requests() == []
 
 
+@pytest.mark.integration
 def test_valid_key_streams_and_master_key_still_works(
     keyed_proxy: Proxy, store: Path, fake: FakeAnthropicServer
 ) -> None:
@@ -138,12 +126,14 @@ def test_valid_key_streams_and_master_key_still_works(
     assert key not in keyed_proxy.log_text(), "a person's key reached the proxy log"
 
 
+@pytest.mark.integration
 def test_expired_key_is_401(keyed_proxy: Proxy, store: Path) -> None:
     key = issue(store, "past", "--expires", "2020-01-01")
     response = chat(keyed_proxy, key)
     assert response.status_code == 401 and "expired" in response.text, response.text
 
 
+@pytest.mark.integration
 def test_wrong_alias_is_403(keyed_proxy: Proxy, store: Path, fake: FakeAnthropicServer) -> None:
     key = issue(store, "haiku-only", "--models", "haiku")
     response = chat(keyed_proxy, key, model="sonnet")
@@ -152,6 +142,7 @@ def test_wrong_alias_is_403(keyed_proxy: Proxy, store: Path, fake: FakeAnthropic
     assert chat(keyed_proxy, key, model="haiku").status_code == 200
 
 
+@pytest.mark.integration
 def test_revoked_while_running_is_401_without_restart(keyed_proxy: Proxy, store: Path) -> None:
     key = issue(store, "leaver")
     assert chat(keyed_proxy, key).status_code == 200
@@ -163,6 +154,7 @@ def test_revoked_while_running_is_401_without_restart(keyed_proxy: Proxy, store:
     assert keyed_proxy.process.pid == pid and keyed_proxy.process.poll() is None
 
 
+@pytest.mark.integration
 def test_rpm_limit_is_429_with_retry_after(keyed_proxy: Proxy, store: Path) -> None:
     key = issue(store, "limited", "--rpm", "2")
     statuses = [chat(keyed_proxy, key, text=f"limit {i}") for i in range(3)]
@@ -190,6 +182,7 @@ def _ask(proxy: Proxy, key: str, api: str, text: str) -> httpx.Response:
     return httpx.post(proxy.base_url + path, json=body, headers=headers, timeout=HTTP_TIMEOUT)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("api", ["chat", "messages", "responses"])
 def test_two_keys_never_share_a_process_on_any_api(
     keyed_proxy: Proxy, store: Path, fake: FakeAnthropicServer, api: str

@@ -24,7 +24,7 @@ from litellm_claude_code._reasoning import LEVELS, Reasoning, reasoning_of, reas
 from litellm_claude_code._stops import StopCutter, stops_of
 from litellm_claude_code._streaming import Delta, Outcome, deltas
 
-from tests.provider.test_streaming import TOKEN_SETTING, Source, message_start, result, text_delta
+from tests.support.sdk_messages import TOKEN_SETTING, Source, message_start, result, text_delta
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGURATION_DOC = REPO / "docs" / "configuration.md"

@@ -14,7 +14,7 @@ import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
 from tests.support.stack import Proxy, wait_until
-from tests.template.test_status_playbook import AWKS, counters
+from tests.support.status_awk import AWKS, counters
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not AWKS, reason="no awk on this machine")]
 

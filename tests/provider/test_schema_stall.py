@@ -26,7 +26,7 @@ import pytest
 from litellm_claude_code.keys import KeyRecord, hash_key, new_key, write_records
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
-from tests.provider.test_proxy import assert_no_traceback, error_message
+from tests.support.proxy_http import assert_no_traceback, error_message
 from tests.support.stack import EXAMPLES, Proxy, is_claude, process_environ, start_proxy, stop_proxy, wait_until
 
 pytestmark = pytest.mark.integration

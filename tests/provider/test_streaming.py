@@ -1,16 +1,15 @@
 """The CLI's messages to text deltas and one outcome (``streaming.text_deltas``).
 
-The SDK message objects are built directly here: this is a unit test of our mapping, and
+The SDK message objects are built directly (tests/support/sdk_messages.py): this is a unit test of our mapping, and
 the integration tests show that the real CLI produces these shapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import pytest
-from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage, StreamEvent, TextBlock
+from claude_agent_sdk.types import Message
 from litellm_claude_code._errors import (
     BadRequestError,
     ClaudeCodeError,
@@ -23,72 +22,18 @@ from litellm_claude_code._errors import (
 )
 from litellm_claude_code._streaming import FINISH_REASONS, Outcome, text_deltas
 
-MODEL = "claude-sonnet-test-1"
-TOKEN_SETTING = "CLAUDE_CODE_OAUTH_TOKEN_FILE"
-
-
-def event(data: dict[str, Any]) -> StreamEvent:
-    return StreamEvent(uuid="uuid-1", session_id="session-1", event=data)
-
-
-def message_start(usage: dict[str, Any] | None = None) -> StreamEvent:
-    return event({"type": "message_start", "message": {"model": MODEL, "usage": usage or {"input_tokens": 3}}})
-
-
-def text_delta(text: str) -> StreamEvent:
-    return event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})
-
-
-def message_delta(stop_reason: str, usage: dict[str, Any] | None = None) -> StreamEvent:
-    return event({"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": usage or {}})
-
-
-def message_stop() -> StreamEvent:
-    return event({"type": "message_stop"})
-
-
-def assistant(text: str, error: str | None = None) -> AssistantMessage:
-    return AssistantMessage(content=[TextBlock(text=text)], model=MODEL, error=error)  # type: ignore[arg-type]
-
-
-def result(
-    *,
-    stop_reason: str | None = "end_turn",
-    usage: dict[str, Any] | None = None,
-    is_error: bool = False,
-    subtype: str = "success",
-    api_error_status: int | None = None,
-    errors: list[str] | None = None,
-    text: str | None = None,
-    cost: float | None = 0.0123,
-) -> ResultMessage:
-    return ResultMessage(
-        subtype=subtype,
-        duration_ms=120,
-        duration_api_ms=100,
-        is_error=is_error,
-        num_turns=1,
-        session_id="session-1",
-        stop_reason=stop_reason,
-        total_cost_usd=cost,
-        usage=usage if usage is not None else {"input_tokens": 3, "output_tokens": 2},
-        result=text,
-        errors=errors,
-        api_error_status=api_error_status,
-    )
-
-
-class Source:
-    """An async message stream that records how many messages were pulled from it."""
-
-    def __init__(self, messages: Sequence[Message]) -> None:
-        self.messages = list(messages)
-        self.pulled = 0
-
-    async def __aiter__(self) -> AsyncIterator[Message]:
-        for message in self.messages:
-            self.pulled += 1
-            yield message
+from tests.support.sdk_messages import (
+    MODEL,
+    TOKEN_SETTING,
+    Source,
+    assistant,
+    event,
+    message_delta,
+    message_start,
+    message_stop,
+    result,
+    text_delta,
+)
 
 
 async def collect(messages: Sequence[Message], outcome: Outcome | None = None) -> tuple[list[str], Outcome]:

@@ -9,7 +9,6 @@ what reached the upstream (the fake's log) and on the CLI processes' command lin
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +19,9 @@ import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 from litellm_claude_code.testing._structured import example
 
-from tests.provider.test_proxy import assert_no_traceback, error_message, post, user
+from tests.support.proxy_http import assert_no_traceback, error_message, log_fields, post, user
 from tests.support.stack import Proxy, wait_until
+from tests.support.upstream import marked
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +37,6 @@ SCHEMA = {
     "additionalProperties": False,
 }
 FORMAT = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA}}
-
-
-def upstream(fake: FakeAnthropicServer, marker: str) -> list[dict[str, Any]]:
-    return [r for r in fake.messages_requests() if marker in json.dumps(r["messages"])]
-
-
-def log_line(proxy: Proxy, call_id: str) -> dict[str, str]:
-    def lines() -> list[str]:
-        return [line for line in proxy.log_text().splitlines() if f"claude_code_request request_id={call_id} " in line]
-
-    assert wait_until(lambda: bool(lines()), 10), f"no request log line for {call_id}"
-    return dict(re.findall(r"(\w+)=(\S+)", lines()[0].split("claude_code_request ", 1)[1]))
 
 
 def offered(request: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +59,7 @@ def test_json_schema_gives_json_matching_it(proxy: Proxy, fake: FakeAnthropicSer
     content = json.loads(choice.message.content or "")
     jsonschema.validate(content, SCHEMA)
     assert content == example(SCHEMA)  # the call's input, not Claude's text before it
-    (request,) = upstream(fake, marker)
+    (request,) = marked(fake, marker)
     assert offered(request)["StructuredOutput"]["input_schema"] == SCHEMA
     assert sorted(offered(request)) == ["StructuredOutput"]
 
@@ -98,7 +86,7 @@ def test_json_object_gives_a_json_object(proxy: Proxy, fake: FakeAnthropicServer
         model="sonnet", messages=[{"role": "user", "content": prompt}], response_format={"type": "json_object"}
     )
     assert json.loads(response.choices[0].message.content or "") == {"k": [1, 2]}
-    (request,) = upstream(fake, marker)
+    (request,) = marked(fake, marker)
     assert offered(request)["StructuredOutput"]["input_schema"] == {"type": "object"}
 
 
@@ -142,7 +130,7 @@ def test_a_plain_request_after_a_structured_one_is_offered_no_structured_output(
     marker = "plain-after-structured-6e0d"
     response = client.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": marker}])
     assert response.choices[0].message.content
-    (request,) = upstream(fake, marker)
+    (request,) = marked(fake, marker)
     assert "StructuredOutput" not in offered(request)
 
 
@@ -160,9 +148,9 @@ def test_the_next_turn_sees_the_json_the_client_got(proxy: Proxy, fake: FakeAnth
     second = client.chat.completions.with_raw_response.create(model="sonnet", messages=history, response_format=FORMAT)
     jsonschema.validate(json.loads(second.parse().choices[0].message.content or ""), SCHEMA)
     # The process that answered the first turn (cut back to nothing) took the second: warm.
-    fields = log_line(proxy, second.headers["x-litellm-call-id"])
+    fields = log_fields(proxy, second.headers["x-litellm-call-id"])
     assert (fields["warm"], fields["conversation"]) == ("true", "rebuilt"), str(sorted(fields.items()))
-    (request,) = upstream(fake, marker)
+    (request,) = marked(fake, marker)
     messages = request["body"]["messages"]
     assistant = [m for m in messages if m["role"] == "assistant"]
     assert json.dumps(assistant).count("StructuredOutput") == 0
@@ -203,5 +191,5 @@ def test_text_is_plain_text(proxy: Proxy, fake: FakeAnthropicServer) -> None:
     marker = "structured-text-2c"
     response = post(proxy, {"model": "sonnet", "messages": user(marker), "response_format": {"type": "text"}})
     assert response.status_code == 200, response.text
-    (request,) = upstream(fake, marker)
+    (request,) = marked(fake, marker)
     assert "StructuredOutput" not in offered(request)

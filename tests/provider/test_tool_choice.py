@@ -18,9 +18,10 @@ import openai
 import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
-from tests.provider.test_client_tools import PREFIX, TOOLS, TWO_CALLS, echo, log_line, upstream
+from tests.support.client_tools import PREFIX, TOOLS, TWO_CALLS, echo
+from tests.support.proxy_http import log_fields
 from tests.support.stack import MASTER_KEY, Proxy, wait_until
-from tests.support.upstream import dialogue
+from tests.support.upstream import dialogue, marked
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def test_required_hands_back_the_call_alone(proxy: Proxy, fake: FakeAnthropicSer
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None  # held back: a forced call comes alone
     assert [c.function.name for c in choice.message.tool_calls] == ["get_weather"]
-    (request,) = upstream(fake, marker)
+    (request,) = marked(fake, marker)
     assert request["tool_names"] == [PREFIX + "get_time", PREFIX + "get_weather"]
 
 
@@ -146,7 +147,7 @@ def test_parallel_tool_calls_false_hands_back_the_first_call(
     assert [c.function.name for c in message.tool_calls] == ["get_weather"]
     messages += [echo(message), {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "rain"}]
     client.chat.completions.create(model="sonnet", messages=messages, tools=TOOLS, parallel_tool_calls=False)
-    turns = dialogue(upstream(fake, marker)[-1])
+    turns = dialogue(marked(fake, marker)[-1])
     assert [b["type"] for b in turns[1][1]] == ["text", "tool_use"]  # the second call is not in Claude's history
 
 
@@ -163,7 +164,7 @@ def test_a_tool_result_sent_back_without_tools_is_answered(proxy: Proxy, fake: F
     messages += [echo(first), {"role": "tool", "tool_call_id": call.id, "content": "18 C and sunny"}]
     answer = client.chat.completions.create(model="sonnet", messages=messages)
     assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.content
-    last = upstream(fake, marker)[-1]
+    last = marked(fake, marker)[-1]
     assert not [name for name in last.get("tool_names") or [] if name.startswith(PREFIX)]
     said = json.dumps(dialogue(last))
     assert f'[called the tool get_weather({{\\"city\\":\\"Paris\\",\\"unit\\":\\"C\\"}}), call id {call.id}]' in said
@@ -188,8 +189,8 @@ def test_sampling_parameters_are_served_and_named_in_a_header(
     else:
         text = raw.parse().choices[0].message.content
     assert text == "fine"
-    assert log_line(proxy, raw.headers["x-litellm-call-id"])["not_applied"] == "seed,temperature"
-    assert "temperature" not in json.dumps(upstream(fake, marker)[0].get("body", {}))
+    assert log_fields(proxy, raw.headers["x-litellm-call-id"])["not_applied"] == "seed,temperature"
+    assert "temperature" not in json.dumps(marked(fake, marker)[0].get("body", {}))
     plain = proxy.client().chat.completions.with_raw_response.create(
         model="sonnet", messages=ask(marker + "b", text="x")
     )
@@ -227,7 +228,7 @@ def test_a_parameter_whose_absence_would_mislead_is_refused_with_why(proxy: Prox
         model="sonnet", messages=ask("dropped 2b8e", text="x"), logprobs=True, extra_body={"drop_params": True}
     )
     assert raw.headers[HEADER] == "logprobs"
-    assert not upstream(fake, "logprobs 2b8e")
+    assert not marked(fake, "logprobs 2b8e")
 
 
 # --------------------------------------------------------------------------- the generated project

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from litellm_claude_code.testing import FakeAnthropicServer
+
+
+def marked(fake: FakeAnthropicServer, marker: str) -> list[dict[str, Any]]:
+    """The fake upstream's logged /v1/messages requests whose messages carry ``marker``, in order."""
+    return [request for request in fake.messages_requests() if marker in json.dumps(request["messages"])]
 
 
 def user_turns(request: dict[str, Any]) -> list[str]:

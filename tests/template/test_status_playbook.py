@@ -8,17 +8,9 @@ the gateways) and every other awk found.
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-
 import pytest
-import yaml
 
-from tests.support.template import REPO_ROOT
-
-STATUS = REPO_ROOT / "template" / "ansible" / "status.yml"
-AWKS = [path for path in dict.fromkeys(shutil.which(name) for name in ("awk", "mawk", "gawk", "original-awk")) if path]
+from tests.support.status_awk import AWKS, counters
 
 LINES = """\
 2026-12-02 00:24:56,986 INFO litellm_claude_code claude_code_request request_id=a model=sonnet stream=false \
@@ -36,20 +28,6 @@ status=200 warm=false cold_reason=no_idle conversation=new turns=1 queue_ms=1 wa
 2026-12-02 00:25:01,000 INFO litellm_claude_code claude_code_limits max_concurrency=8 warm_max=8 auto=8
 2026-12-02 00:25:02,000 ERROR litellm.proxy something else status=500 warm=false cold_reason=mismatch
 """
-
-
-def awk_program() -> str:
-    plays = yaml.safe_load(STATUS.read_text(encoding="utf-8"))
-    shells = [t["ansible.builtin.shell"]["cmd"] for t in plays[0]["tasks"] if "ansible.builtin.shell" in t]
-    (cmd,) = [cmd for cmd in shells if "awk" in cmd]
-    found = re.search(r"\| awk '([^']*)'", cmd)
-    assert found, "the status playbook no longer pipes the journal through awk '...'"
-    return found.group(1)
-
-
-def counters(awk: str, text: str) -> dict[str, str]:
-    out = subprocess.run([awk, awk_program()], input=text, capture_output=True, text=True, check=True, timeout=10)
-    return dict(item.split("=", 1) for item in out.stdout.split())
 
 
 @pytest.fixture(params=AWKS)
