@@ -23,6 +23,7 @@ import litellm
 import pytest
 from litellm_claude_code.testing import FakeAnthropicServer, directive
 
+from tests.support.proxy_http import log_fields
 from tests.support.stack import MASTER_KEY, Proxy, async_wait_until, make_provider, shutdown_provider
 from tests.support.upstream import dialogue, served_by, texts
 
@@ -333,22 +334,26 @@ async def test_concurrent_conversations_never_see_each_other(make_chat: Any, fak
 def test_a_conversation_through_the_proxy_with_the_openai_client(proxy: Proxy, fake: FakeAnthropicServer) -> None:
     client = proxy.client()
     messages: list[dict[str, Any]] = [{"role": "system", "content": "PROXYCONV system"}]
+    call_ids = []
     for index in range(4):
         messages.append({"role": "user", "content": f"PROXYCONV q{index} " + directive(text=f"PROXYCONV a{index}")})
+        raw = client.chat.completions.with_raw_response.create(
+            model="claude-code/sonnet", messages=messages, stream=bool(index % 2)
+        )
+        call_ids.append(raw.headers["x-litellm-call-id"])
         if index % 2:
-            stream = client.chat.completions.create(model="claude-code/sonnet", messages=messages, stream=True)
-            answer = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+            answer = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
         else:
-            answer = (
-                client.chat.completions.create(model="claude-code/sonnet", messages=messages).choices[0].message.content
-            )
+            answer = raw.parse().choices[0].message.content
         messages.append({"role": "assistant", "content": answer})
     last = last_request_with(fake, "PROXYCONV q3")
     assert [role for role, _ in texts(last)] == ["user", "assistant"] * 3 + ["user"]
     assert [t for role, t in texts(last) if role == "assistant"] == ["PROXYCONV a0", "PROXYCONV a1", "PROXYCONV a2"]
     assert len({served_by(r) for r in requests_with(fake, "PROXYCONV q0")}) == 1
-    log = proxy.log_text()
-    assert log.count("conversation=continued") >= 3
+    # This test's own requests' log lines (the session's proxy log also holds earlier modules'):
+    # a new chat, then each follow-up continued in the process holding it.
+    kinds = [log_fields(proxy, call_id)["conversation"] for call_id in call_ids]
+    assert kinds == ["new", "continued", "continued", "continued"], kinds
 
 
 def test_a_tool_message_without_its_call_is_a_400_naming_the_message(proxy: Proxy, fake: FakeAnthropicServer) -> None:
