@@ -29,7 +29,10 @@ from tests.support.stack import MASTER_KEY, Proxy, free_port, start_proxy, stop_
 from tests.support.template import RenderFn
 
 RPM = 3
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,9 @@ class Redis:
             f'save ""\nappendonly no\ndir {workdir}\nlogfile "{workdir / "redis.log"}"\n'
         )
         conf.chmod(0o600)
-        self.process = subprocess.Popen(["redis-server", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            ["redis-server", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 20
         while self.cli("PING") != "PONG":
             assert self.process.poll() is None and time.monotonic() < deadline, (workdir / "redis.log").read_text()
