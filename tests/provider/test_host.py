@@ -138,8 +138,6 @@ def test_each_worker_logs_the_limits_in_force(tmp_path: Path, caplog: pytest.Log
         Engine(Settings(state_dir=tmp_path, max_concurrency=5))
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("claude_code_limits ")]
     floor = min(floor_for(found.cpus), 5 - 1)
-    assert (
-        f"max_concurrency=5 warm_max=5 warm_floor={floor} warm_enabled=true auto={concurrency_for(found.cpus, found.memory)} "
-        in line
-    )
+    auto = concurrency_for(found.cpus, found.memory)
+    assert f"max_concurrency=5 warm_max=5 warm_floor={floor} warm_enabled=true auto={auto} " in line
     assert f"host='{found.describe()}'" in line
