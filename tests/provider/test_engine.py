@@ -204,7 +204,7 @@ async def test_processes_never_exceed_max_concurrency(harness: Any) -> None:
     answers = await asyncio.gather(*(h.ask(f"question {n}") for n in range(8)))
     watcher.cancel()
     assert answers == ["hello"] * 8
-    assert 0 < peak <= 2
+    assert peak == 2, "eight requests at once reach the cap of two processes, and never pass it"
     assert len(h.made) >= 2
     await h.engine.close()
 
@@ -251,7 +251,7 @@ async def test_a_cancelled_request_kills_its_process_at_once_and_frees_its_slot(
     assert h.made[0].dead  # killed at once, not after a grace period
     await eventually(lambda: h.made[0].closed)  # reaped
     assert await h.ask("the next client") == "hello"  # the one slot is free again
-    assert h.live() <= 1
+    assert h.live() == 1  # its process, kept: the cancelled one is gone
     await h.engine.close()
 
 
