@@ -36,7 +36,7 @@ from ._parameters import drop_requested, screen
 from ._reasoning import reasoning_chunk, reasoning_of
 from ._settings import Limits, Settings
 from ._stops import stops_of
-from ._streaming import Outcome, ToolCallDelta
+from ._streaming import Delta, Outcome, ToolCallDelta
 from ._structured import output_schema
 from ._tools import check_strict, client_name, to_text, to_wire, tool_request
 
@@ -166,22 +166,24 @@ class ClaudeCodeProvider(CustomLLM):
         outcome = Outcome()
         response_id, created = f"chatcmpl-{uuid.uuid4()}", int(time.time())
         try:
-            async for delta in _in_own_task(self.engine().stream(request, outcome)):
-                if delta.reasoning:
-                    chunk = reasoning_chunk(
-                        delta.reasoning, model=request.model, response_id=response_id, created=created
+            async for batch in _in_own_task(self.engine().stream(request, outcome)):
+                for delta in _merged(batch):
+                    if delta.reasoning:
+                        chunk = reasoning_chunk(
+                            delta.reasoning, model=request.model, response_id=response_id, created=created
+                        )
+                        yield cast(GenericStreamingChunk, chunk)
+                        continue
+                    yield GenericStreamingChunk(
+                        text=delta.text,
+                        is_finished=False,
+                        finish_reason="",
+                        usage=None,
+                        index=0,
+                        tool_use=_tool_call_chunk(delta.tool_call) if delta.tool_call else None,
                     )
-                    yield cast(GenericStreamingChunk, chunk)
-                    continue
-                yield GenericStreamingChunk(
-                    text=delta.text,
-                    is_finished=False,
-                    finish_reason="",
-                    usage=None,
-                    index=0,
-                    tool_use=_tool_call_chunk(delta.tool_call) if delta.tool_call else None,
-                )
-            await asyncio.to_thread(check_strict, request.tools, outcome.tool_calls)
+            if request.tools is not None:  # a thread hop only when there is something to check
+                await asyncio.to_thread(check_strict, request.tools, outcome.tool_calls)
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         yield GenericStreamingChunk(
@@ -206,7 +208,8 @@ class ClaudeCodeProvider(CustomLLM):
         outcome = Outcome()
         try:
             parts = [delta.text async for delta in self.engine().stream(request, outcome) if delta.text]
-            await asyncio.to_thread(check_strict, request.tools, outcome.tool_calls)
+            if request.tools is not None:
+                await asyncio.to_thread(check_strict, request.tools, outcome.tool_calls)
         except ClaudeCodeError as exc:
             raise for_litellm(exc, request.model) from None
         response = kwargs.get("model_response")
@@ -261,8 +264,9 @@ class ClaudeCodeProvider(CustomLLM):
         return self._thread().iterate(self._chunks(request))
 
 
-async def _in_own_task(source: AsyncIterator[T]) -> AsyncIterator[T]:
-    """Iterate ``source`` in a task of its own and pass its items on.
+async def _in_own_task(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
+    """Iterate ``source`` in a task of its own and pass its items on, in batches: each batch is
+    every item that arrived while the consumer was busy (one, when it keeps up).
 
     The engine bounds a request with ``asyncio.timeout``, which cancels the task that entered
     it. The LiteLLM proxy pulls a stream's first chunk in one task and the rest in another
@@ -270,6 +274,11 @@ async def _in_own_task(source: AsyncIterator[T]) -> AsyncIterator[T]:
     done and a slow stream would run unbounded. Here one task runs the engine's generator
     from start to end. When the consumer goes away (closed stream, cancelled request), that
     task is cancelled and awaited, so the CLI process is stopped before this returns.
+
+    Batches let the caller send what piled up as one chunk (:func:`_merged`): on a busy proxy
+    LiteLLM's per-chunk work (building, logging and encoding each chunk, about a millisecond)
+    is most of its CPU per request, and a stream that fell behind catches up with fewer chunks
+    instead of falling further behind. Nothing is held back to fill a batch.
     """
     items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
@@ -288,16 +297,44 @@ async def _in_own_task(source: AsyncIterator[T]) -> AsyncIterator[T]:
     try:
         while True:
             kind, value = await items.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
+            batch: list[T] = []
+            while kind == "item":
+                batch.append(value)
+                if items.empty():
+                    break
+                kind, value = items.get_nowait()
+            if batch:
+                yield batch
+            if kind == "error":
                 raise value
-            else:
+            if kind == "end":
                 return
     finally:
         if not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=30)
+
+
+def _merged(batch: list[Delta]) -> list[Delta]:
+    """Adjacent pieces of text (or of reasoning) joined, in order; tool-call pieces kept as they are.
+
+    A client reads the same text either way; OpenAI's streaming format promises no size of a
+    delta.
+    """
+    if len(batch) == 1:
+        return batch
+    out: list[Delta] = []
+    for delta in batch:
+        last = out[-1] if out else None
+        if last is not None and delta.tool_call is None and last.tool_call is None:
+            if delta.text and not delta.reasoning and last.text and not last.reasoning:
+                out[-1] = Delta(text=last.text + delta.text)
+                continue
+            if delta.reasoning and not delta.text and last.reasoning and not last.text:
+                out[-1] = Delta(reasoning=last.reasoning + delta.reasoning)
+                continue
+        out.append(delta)
+    return out
 
 
 def _tenant(litellm_params: dict[str, Any] | None) -> str:
