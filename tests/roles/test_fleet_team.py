@@ -10,24 +10,20 @@ the fleet as it found it: the project's store removed and the gateways' store em
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.keys import keys_cli_ok as keys_cli
 from tests.support.playbook import fail_report
 from tests.support.sse import read_stream
-from tests.support.stack import REPO
 
 pytestmark = pytest.mark.fleet
 
@@ -45,20 +41,6 @@ KEY_TAGS = ("--limit", "gateways", "--tags", "claude_code_gateway_preflight,clau
 def holds(text: str, secret: str) -> bool:
     """Whether ``secret`` is in ``text``: a bare bool, so a failed assertion cannot print the secret."""
     return secret in text
-
-
-def keys_cli(store: Path, *args: str) -> str:
-    """``python -m litellm_claude_code.keys`` on the controller, as ``make key`` runs it."""
-    done = subprocess.run(
-        [sys.executable, "-m", "litellm_claude_code.keys", *args, "--store", str(store)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "provider" / "src")},
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def _request(url: str, key: str, text: str, *, stream: bool = False) -> urllib.request.Request:
