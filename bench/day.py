@@ -45,6 +45,7 @@ import importlib
 import inspect
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -393,12 +394,21 @@ class Replay:
         self.factor = factor
         self.samples: list[Sample] = []
         self.origin = 0.0
+        self.shift = 0.0  # how much later than scheduled the last gap began (the day ran behind)
+        self.idle_read_at = 0.0  # seconds of the run: the end of the last gap, where the idle gateway is read
+        self.histories: dict[str, list[dict[str, Any]]] = {}
 
     def phase_of(self, day_seconds: float) -> str:
         return next((p.name for p in self.phases if p.start <= day_seconds < p.end), self.phases[-1].name)
 
+    def now(self) -> float:
+        return time.monotonic() - self.origin
+
     async def run(self) -> None:
+        """The day up to the last gap; the last gap, a full one counted from the last answer if the
+        day ran behind (so the idle gateway is read after as much quiet as scheduled); then the rest."""
         self.origin = time.monotonic()
+        last_gap = next(p for p in self.phases if p.name == IDLE_READ)
         async with (
             AsyncOpenAI(
                 base_url=self.base_url + "/v1",
@@ -413,15 +423,22 @@ class Replay:
                 timeout=300,
             ) as self.anthropic,
         ):
-            await asyncio.gather(*(self.thread(thread) for thread in self.threads))
-            end = self.phases[-1].end / self.factor
-            await asyncio.sleep(max(0.0, end - (time.monotonic() - self.origin)))
+            await asyncio.gather(*(self.thread(thread, 0, last_gap.start) for thread in self.threads))
+            self.shift = max(0.0, self.now() - last_gap.start / self.factor)
+            self.idle_read_at = last_gap.end / self.factor + self.shift
+            await asyncio.sleep(max(0.0, self.idle_read_at - self.now()))
+            await asyncio.gather(*(self.thread(thread, last_gap.end, math.inf) for thread in self.threads))
+            end = self.phases[-1].end / self.factor + self.shift
+            await asyncio.sleep(max(0.0, end - self.now()))
 
-    async def thread(self, thread: Thread) -> None:
-        history: list[dict[str, Any]] = []
+    async def thread(self, thread: Thread, start: float, end: float) -> None:
+        """The thread's steps scheduled in [start, end) of the day; a chat's history carries over."""
+        history = self.histories.setdefault(thread.name, [])
         for step in thread.steps:
-            at = step.at / self.factor
-            await asyncio.sleep(max(0.0, at - (time.monotonic() - self.origin)))
+            if not start <= step.at < end:
+                continue
+            at = step.at / self.factor + (self.shift if step.at >= LAST_GAP_END else 0.0)
+            await asyncio.sleep(max(0.0, at - self.now()))
             if thread.api == "chat":
                 await self.chat_step(thread, step, at, history)
             else:
@@ -672,7 +689,7 @@ def run_design(
         asyncio.run(replay.run())
         timeline.stop()
         cpu = timeline.cpu_seconds() - cpu_ready
-        read = next(p for p in phases if p.name == IDLE_READ).end / args.factor
+        read = replay.idle_read_at
         idle = timeline.between(read - args.idle_read, read - 0.25)
         time.sleep(0.5)
         by_id = request_lines(proxy.log)
@@ -725,6 +742,7 @@ def run_design(
             [round(t, 1), round(rss / mib), clis]
             for t, rss, clis in timeline.points[:: max(1, round(1 / timeline.interval))]
         ],
+        "last_gap_began_late_s": round(replay.shift, 2),
         "provider_notes": notes,
         **summarize(replay.samples, by_id),
         "samples": [asdict(s) for s in replay.samples],
