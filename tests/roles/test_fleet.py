@@ -7,8 +7,10 @@ rotation) leave the fleet healthy again for the next.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
+import math
 import re
 import shlex
 import threading
@@ -465,12 +467,18 @@ class Stream:
 
     started: float
     ended: float = 0.0
+    first_text: float | None = None
     tried: list[str] = field(default_factory=list)
     outcome: str = ""
 
     @property
     def served(self) -> str:
         return self.tried[-1] if self.tried else ""
+
+    @property
+    def ttft(self) -> float | None:
+        """Seconds from sending the request to the first content chunk: what the client waits."""
+        return None if self.first_text is None else self.first_text - self.started
 
     def open_at(self, instant: float) -> bool:
         return self.started < instant < self.ended
@@ -486,12 +494,36 @@ class RestartWindow:
     ready: float
 
 
-def _restart_windows(fleet: Fleet, host: str, since: float) -> list[RestartWindow]:
-    """The service's restarts since ``since`` (epoch seconds), from systemd's and uvicorn's journal lines."""
+@dataclass
+class ServedRequest:
+    """One ``claude_code_request`` line of the provider (litellm_claude_code._observability)."""
+
+    at: float  # when it was logged: the request's end
+    warm: bool
+    cold_reason: str
+    line: str
+
+
+REQUEST_LINE = re.compile(r"claude_code_request .*\bwarm=(true|false) cold_reason=(\S+)")
+# A gateway the load balancer has just taken back: the streams it served in its first seconds.
+JUST_BACK = 10.0
+
+
+def _journal(fleet: Fleet, host: str, since: float) -> list[dict[str, Any]]:
+    """The service's journal entries since ``since`` (epoch seconds), as journalctl's JSON."""
     out = fleet.sh(host, f"journalctl --no-pager -o json -u {SLUG}.service --since @{int(since)}", timeout=120).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _messages(entries: list[dict[str, Any]]) -> list[tuple[float, str]]:
+    """(epoch seconds, text) of the journal entries that have a text message."""
+    return [(int(e["__REALTIME_TIMESTAMP"]) / 1e6, e["MESSAGE"]) for e in entries if isinstance(e.get("MESSAGE"), str)]
+
+
+def _restart_windows(entries: list[dict[str, Any]]) -> list[RestartWindow]:
+    """The service's restarts in ``entries`` (:func:`_journal`), from systemd's and uvicorn's lines."""
     events = []
-    for line in out.splitlines():
-        entry = json.loads(line)
+    for entry in entries:
         message = entry.get("MESSAGE")
         if not isinstance(message, str):
             continue
@@ -514,10 +546,35 @@ def _restart_windows(fleet: Fleet, host: str, since: float) -> list[RestartWindo
     return windows
 
 
+def _served_requests(entries: list[dict[str, Any]]) -> list[ServedRequest]:
+    """The provider's per-request lines in ``entries``: whether each was warm, and if not why."""
+    matches = ((at, message, REQUEST_LINE.search(message)) for at, message in _messages(entries))
+    return [ServedRequest(at, match[1] == "true", match[2], message) for at, message, match in matches if match]
+
+
+def _ttft_summary(streams: list[Stream]) -> str:
+    """Time to first token p50/p90/max of ``streams`` (nearest rank), for the test's report."""
+    ttfts = sorted(t for s in streams if (t := s.ttft) is not None)
+    if not ttfts:
+        return "no stream"
+
+    def rank(p: float) -> float:
+        return ttfts[max(0, math.ceil(p * len(ttfts)) - 1)]
+
+    return f"p50 {rank(0.5):.2f} s, p90 {rank(0.9):.2f} s, max {ttfts[-1]:.2f} s over {len(ttfts)} streams"
+
+
 def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
     """A deploy that restarts every gateway (serial: 1) while streams are in flight through nginx:
     each gateway drains the streams it serves when its stop begins, the other serves the streams
-    sent meanwhile, and every stream completes whole."""
+    sent meanwhile, every stream completes whole, and a gateway that is back serves warm.
+
+    "Back" is ready (uvicorn listening: the readiness probe and nginx's next try then succeed).
+    No request it serves from then on may start a CLI (its journal's ``warm=false``): a deploy
+    must not hand its first users cold starts. The test prints the clients' time to first token
+    over the deploy and on each gateway in its first seconds back (nginx takes a gateway back on
+    its first try after ``fail_timeout``, so "first seconds" count from the first stream it
+    served after ready)."""
     pids = {h: converged.main_pid(h) for h in GATEWAYS}
     extra_env = {
         "ANTHROPIC_BASE_URL": f"http://{converged.upstream_host}:{converged.upstream_port}",
@@ -535,6 +592,7 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
         with urllib.request.urlopen(_chat(converged, prompt, stream=True), timeout=90) as resp:
             record.tried = converged.hosts_of(resp.headers.get("X-Upstream-Addr", ""))
             streamed = read_stream(resp)
+        record.first_text = streamed.first_text_at
         if streamed.error is not None:
             return f"in-band error: {streamed.error}"
         got, finished = len(streamed.text.split()), streamed.done
@@ -556,7 +614,16 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
         worker.start()
     try:
         result = converged.playbook("ansible/site.yml", "-e", json.dumps({"claude_code_gateway_extra_env": extra_env}))
-        time.sleep(4)  # the streams that started as the last gateway came back complete too
+        # Every gateway is ready now. Go on until each has served a whole stream sent after this
+        # (the last one restarted, too: nginx may skip it for up to fail_timeout after its
+        # restart), at least 4 s so the streams that started as it came back complete too.
+        returned = time.time()
+        deadline = returned + 30
+        while time.time() < deadline:
+            time.sleep(0.5)
+            served_since = {s.served for s in list(streams) if s.started >= returned and s.outcome == "ok"}
+            if time.time() >= returned + 4 and served_since >= set(GATEWAYS):
+                break
     finally:
         stop.set()
         for worker in workers:
@@ -567,9 +634,12 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
     failures = [s for s in streams if s.outcome != "ok"]
     assert not failures, f"{len(failures)} of {len(streams)} streams failed during the rolling update: {failures[:5]}"
 
-    windows = {h: _restart_windows(converged, h, began - 1) for h in GATEWAYS}
+    journals = {h: _journal(converged, h, began - 1) for h in GATEWAYS}
+    windows = {h: _restart_windows(journals[h]) for h in GATEWAYS}
     assert all(len(w) == 1 for w in windows.values()), f"one restart per gateway expected: {windows}"
-    print(f"\n{len(streams)} streams during the deploy, all whole")
+    print(f"\n{len(streams)} streams during the deploy, all whole; time to first token {_ttft_summary(streams)}")
+    cold: dict[str, list[ServedRequest]] = {}
+    warm_ups: dict[str, list[str]] = {}
     for host, (window,) in windows.items():
         other = next(g for g in GATEWAYS if g != host)
         # Streams the stopping gateway was serving when its stop began: it let them finish
@@ -578,15 +648,39 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
         # Streams sent while it was away (from a second after its stop began, when it no longer
         # accepts connections, until it was ready again): the other gateway served them.
         meanwhile = [s for s in streams if window.stopping + 1 <= s.started <= window.ready]
+        # Streams it served once back, and those of its first seconds back.
+        back = [s for s in streams if s.served == host and s.started >= window.ready]
+        taken_back = min((s.started for s in back), default=window.ready)
+        just_back = [s for s in back if s.started <= taken_back + JUST_BACK]
+        # What its provider logged for the requests it served once ready.
+        logged = [r for r in _served_requests(journals[host]) if r.at >= window.ready]
+        cold[host] = [r for r in logged if not r.warm]
+        # The provider's start-up warm-up (proxy_hooks.warm_up), if it has one: floor warm or timed out.
+        warm_ups[host] = [
+            m[m.index("claude_code_warm_up") :] for at, m in _messages(journals[host]) if "claude_code_warm_up" in m
+        ]
         print(
             f"{host}: stop began {window.stopping - began:.1f} s into the deploy, drained in "
-            f"{window.stopped - window.stopping:.1f} s, ready {window.ready - window.stopping:.1f} s after; "
-            f"{len(drained)} streams in flight on it when its stop began, {len(meanwhile)} sent meanwhile"
+            f"{window.stopped - window.stopping:.1f} s, ready {window.ready - window.stopping:.1f} s after, "
+            f"first stream {taken_back - window.ready:.1f} s after that; "
+            f"{len(drained)} streams in flight on it when its stop began, {len(meanwhile)} sent meanwhile; "
+            f"once back it served {len(logged)} requests, {len(cold[host])} cold; time to first token in its "
+            f"first {JUST_BACK:.0f} s back {_ttft_summary(just_back)}; warm-up: {warm_ups[host] or 'none logged'}"
         )
         assert drained, f"no stream was in flight on {host} when its stop began: the test proves no drain"
         assert all(s.ended <= window.stopped + 1 for s in drained), (window, drained)
         assert meanwhile, f"no stream was sent while {host} restarted: {window}, {streams}"
         assert {s.served for s in meanwhile} == {other}, (host, window, meanwhile)
+        assert back and logged, (
+            f"{host} served no stream once back ({len(back)} streams, {len(logged)} journal lines after "
+            f"{window.ready:.1f}): the warm check below proves nothing"
+        )
+    reasons = {h: collections.Counter(r.cold_reason for r in lines) for h, lines in cold.items() if lines}
+    assert not reasons, (
+        f"a gateway back from its restart started a CLI for a request (warm=false), cold reasons by gateway: "
+        f"{ {h: dict(c) for h, c in reasons.items()} }; the pool must be warm before readiness reports ready. "
+        f"Warm-up at start: {warm_ups}. First lines: {[r.line for lines in cold.values() for r in lines[:3]]}"
+    )
 
 
 def test_lb_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> None:
