@@ -657,7 +657,7 @@ def test_rolling_update_keeps_the_fleet_answering(converged: Fleet) -> None:
         cold[host] = [r for r in logged if not r.warm]
         # The provider's start-up warm-up (proxy_hooks.warm_up), if it has one: floor warm or timed out.
         warm_ups[host] = [
-            m[m.index("claude_code_warm_up") :] for at, m in _messages(journals[host]) if "claude_code_warm_up" in m
+            m[m.index("claude_code_warm_up") :] for _, m in _messages(journals[host]) if "claude_code_warm_up" in m
         ]
         print(
             f"{host}: stop began {window.stopping - began:.1f} s into the deploy, drained in "
