@@ -732,3 +732,36 @@ async def test_the_floor_is_kept_within_warm_max(make_pool: Any) -> None:
     assert chats[0].closed and not chats[1].closed and not floor.closed
     assert pool.idle == 2 and clean_ready(pool) == [floor]
     await pool.close()
+
+
+async def test_spares_cover_each_apps_tools_in_turn(make_pool: Any) -> None:
+    """Three apps, each with tools of its own (a process lists them once, at start), after a
+    burst of three: the spares cover the three tool sets, so a next burst of the three apps is
+    warm (before, every spare took the commonest tool set and the others started cold)."""
+    from litellm_claude_code._tools import tool_request
+
+    def tools_named(name: str) -> Any:
+        return tool_request({"tools": [{"type": "function", "function": {"name": name}}]}, conversation("x")).tools
+
+    sets = [tools_named(name) for name in ("search", "calendar", "deploy")]
+    pool = make_pool(warm_floor=1, warm_max=8, max_concurrency=9)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+
+    async def burst(tag: str, weights: tuple[int, ...]) -> list[Any]:
+        convs = [(conversation(f"{tag} {i} {j}"), tools) for i, tools in enumerate(sets) for j in range(weights[i])]
+        leases = await asyncio.gather(
+            *(pool.checkout(conv, Binding("sonnet", tools=tools), LAUNCH, "") for conv, tools in convs)
+        )
+        for (conv, tools), lease in zip(convs, leases, strict=True):
+            lease.process.serve(conv, lease.plan, Binding("sonnet", tools=tools))
+            pool.checkin(lease.process, keep=True)
+        for _ in range(20):
+            await settle()
+        return leases
+
+    await burst("first", (2, 1, 1))  # the search app is the commonest
+    clean_tools = {entry.process.binding.tools for entry in pool.entries() if entry.process.uses == 0}
+    assert set(sets) <= clean_tools, clean_tools  # and the start-up floor's, without tools
+    again = await burst("second", (1, 1, 1))
+    assert all(lease.warm and not lease.plan.rewind for lease in again), [lease.cold_reason for lease in again]
+    await pool.close()

@@ -31,7 +31,8 @@ recently used idle process gives way, so no conversation or spec can hold the wa
 A process that has just served a request is kept and, when the warm set is over ``warm_max``,
 the least recently used idle process is stopped instead. Spares are started whenever the warm
 set has room and a slot is free, for the credential, model and client tools most asked for by the
-recent requests (a process lists its tools once, at start), so a burst finds processes ready; no more
+recent requests and not yet ready in a clean process (a process lists its tools once, at start:
+:meth:`ProcessPool._spare_spec`), so a burst finds processes ready; no more
 start at once than half the CPUs (at least one), so the start-up of spares leaves CPU to the requests
 being served.
 
@@ -419,10 +420,10 @@ class ProcessPool(Generic[P]):
             return
         if time.monotonic() - self._start_failed_at < START_BACKOFF:
             return
-        model, tools = self._traffic_spec()
-        binding = Binding(model, tools=tools)
         starting = sum(1 for entry in self._idle if not entry.task.done())
         while self.clean() < self.wanted() and starting < self.starting_limit:
+            model, tools = self._spare_spec()
+            binding = Binding(model, tools=tools)
             floor_short = self.clean() < self.floor
             # The idle set stays within warm_max: the floor is made room for, the peak's spares are not.
             if len(self._idle) >= self.settings.warm_max and not (floor_short and self._give_way_to_floor()):
@@ -453,13 +454,22 @@ class ProcessPool(Generic[P]):
         margin = min(REFRESH_MARGIN, self.settings.warm_max_age / 10)
         return time.monotonic() - process.created_at > self.settings.warm_max_age - margin
 
-    def _traffic_spec(self) -> tuple[str, ToolSet | None]:
-        """The model and tool set most asked for by the recent requests (the latest of equals)."""
+    def _spare_spec(self) -> tuple[str, ToolSet | None]:
+        """The model and tool set of the next spare: of the recent requests' (most asked for first,
+        the latest of equals), the first whose tool set no clean process has yet; when every one
+        has, the most asked for.
+
+        A process lists the client's tools once, when it starts, so a clean process serves only
+        requests with its tool set (the model is fitted late). Several apps with tools of their
+        own each find a spare this way, rather than every spare going to the commonest.
+        """
         if not self._specs:
             return self.settings.default_model, None
         counts = collections.Counter(self._specs)
-        top = max(counts.values())
-        return next(spec for spec in reversed(self._specs) if counts[spec] == top)
+        latest = {spec: index for index, spec in enumerate(self._specs)}
+        ranked = sorted(counts, key=lambda spec: (counts[spec], latest[spec]), reverse=True)
+        covered = {entry.process.binding.tools for entry in self._idle if self._counts_for_floor(entry)}
+        return next((spec for spec in ranked if spec[1] not in covered), ranked[0])
 
     def _prestart(self, launch: Launch, binding: Binding) -> bool:
         if not self.slots.try_acquire():
