@@ -765,3 +765,30 @@ async def test_spares_cover_each_apps_tools_in_turn(make_pool: Any) -> None:
     again = await burst("second", (1, 1, 1))
     assert all(lease.warm and not lease.plan.rewind for lease in again), [lease.cold_reason for lease in again]
     await pool.close()
+
+
+async def test_sustained_new_chats_at_concurrency_start_no_process_per_request(make_pool: Any) -> None:
+    """Four clients, each sending one new chat after another, on a cap of four: once the processes
+    exist, a new chat cuts the least recently used conversation (warm) and no process is started
+    per request. Refilling the floor regardless (an idle chat giving way while others were served)
+    cost a CLI start per request: about a CPU-second each, a third of the throughput at c=4 and 8."""
+    pool = make_pool(warm_floor=1, warm_max=4, max_concurrency=4, queue_timeout=5)
+    await pool.warm_up(LAUNCH, timeout=1.0)
+    counter = iter(range(10_000))
+
+    async def client() -> None:
+        for _ in range(10):
+            conv = conversation(f"new chat {next(counter)}")
+            lease = await pool.checkout(conv, Binding("sonnet"), LAUNCH, "")
+            await asyncio.sleep(0.005)
+            lease.process.serve(conv, lease.plan, Binding("sonnet"))
+            pool.checkin(lease.process, keep=True)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(client() for _ in range(4)))
+    made_after_warm_up = len(FakeProcess.made)
+    await asyncio.gather(*(client() for _ in range(4)))
+    await settle()
+    assert len(FakeProcess.made) == made_after_warm_up, "processes were started per request under steady load"
+    assert made_after_warm_up <= 5  # the floor and the four the first round needed
+    await pool.close()

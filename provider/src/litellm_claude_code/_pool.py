@@ -53,7 +53,10 @@ How many processes are kept follows demand, between two bounds:
   (:meth:`ProcessPool.warm_up`, which the proxy's start-up awaits, so the port opens warm) and
   kept whatever the quiet: the idle timeout does not apply to them, and one nearing its maximum
   age (within :data:`REFRESH_MARGIN`) is replaced before it is stopped, so a new chat never waits
-  for a start while the floor holds. A clean process taken by a request is replaced at once.
+  for a start while the floor holds. A clean process taken by a request is replaced at once from
+  a free slot; when every slot is taken, an idle conversation gives way for it only once the
+  gateway is quiet (:data:`GIVE_WAY_QUIET`; under load, a new chat cuts the least recently used
+  conversation instead: warm, and no CPU-second spent on a start per request).
 - **The recent peak**: clean spares are started until a burst as large as the most concurrent
   requests seen within ``warm_window`` finds one each (the peak less the requests busy now), up to
   ``warm_max``. Once the peak leaves the window, clean spares beyond the floor are stopped.
@@ -97,6 +100,11 @@ WARM_START_WAIT = 20.0
 # A clean process of the floor this close to its maximum age (seconds, at most a tenth of the
 # age) gets a replacement started; it is stopped once the replacement is ready.
 REFRESH_MARGIN = 60.0
+
+# How long the gateway must have been quiet before an idle conversation gives way to refill the
+# floor when every slot is taken (seconds). Under steady traffic a new chat cuts the least
+# recently used conversation instead; a start per request costs a CPU-second.
+GIVE_WAY_QUIET = 2.0
 
 # After a spare failed to start, no other is started for this long (seconds): a CLI that cannot
 # start is not restarted in a loop; requests still start their own and say why they fail.
@@ -227,6 +235,7 @@ class ProcessPool(Generic[P]):
         self.busy = 0
         self._peaks: collections.deque[tuple[float, int]] = collections.deque()
         self._start_failed_at = -START_BACKOFF
+        self._last_checkout = -GIVE_WAY_QUIET
         self.stats = PoolStats()
 
     # -- views ------------------------------------------------------------------------------
@@ -280,6 +289,7 @@ class ProcessPool(Generic[P]):
         ``allow_warm=False`` (a warm process just failed this request): a new process, whatever is idle.
         """
         self.stats.requests += 1
+        self._last_checkout = time.monotonic()
         self._specs.append((binding.model, binding.tools))
         self._plain.append(binding.system_prompt is None)
         self._last_launch = launch
@@ -424,15 +434,24 @@ class ProcessPool(Generic[P]):
         while self.clean() < self.wanted() and starting < self.starting_limit:
             model, tools = self._spare_spec()
             binding = Binding(model, tools=tools)
-            floor_short = self.clean() < self.floor
+            # The floor is made room for (an idle conversation gives way) only once the gateway is
+            # quiet (no request served or arriving for GIVE_WAY_QUIET seconds; the reaper looks
+            # again every few seconds): under load a new chat is served warm by cutting the least recently used
+            # conversation, as it always was, and a start per request would cost a CPU-second each
+            # (the churn measured at concurrency 4 and 8 when the floor was refilled regardless).
+            may_give_way = self.clean() < self.floor and self._quiet()
             # The idle set stays within warm_max: the floor is made room for, the peak's spares are not.
-            if len(self._idle) >= self.settings.warm_max and not (floor_short and self._give_way_to_floor()):
+            if len(self._idle) >= self.settings.warm_max and not (may_give_way and self._give_way_to_floor()):
                 return
             if not self._prestart(launch, binding):
-                if floor_short and not self._closing:
+                if may_give_way and not self._closing:
                     self._give_way_to_floor()
                 return
             starting += 1
+
+    def _quiet(self) -> bool:
+        """No request is being served, and none arrived for :data:`GIVE_WAY_QUIET` seconds."""
+        return self.busy == 0 and time.monotonic() - self._last_checkout >= GIVE_WAY_QUIET
 
     def _give_way_to_floor(self) -> bool:
         """The floor is short and the idle set full (or every slot taken): stop the least recently
