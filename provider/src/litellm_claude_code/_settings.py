@@ -37,8 +37,8 @@ def _default_state_dir() -> Path:
 
 # The default of WARM_MAX: resolved to MAX_CONCURRENCY when the settings are made.
 WARM_MAX_AUTO = -1
-# The default of WARM_FLOOR: resolved from the host (at most WARM_MAX) when the settings are made.
-WARM_FLOOR_AUTO = -1
+# The default of WARM_FLOOR: resolved from the host (at most WARM_MAX - 1) when the settings are made.
+WARM_FLOOR_AUTO = WARM_MAX_AUTO
 
 # OpenAI's own limit on a request's tools; Claude Code sends about 25.
 DEFAULT_MAX_TOOLS = 128
@@ -301,16 +301,9 @@ def _concurrency(name: str, raw: str) -> int:
     return host.auto_concurrency() if raw.lower() == "auto" else _int(name, raw)
 
 
-def _warm_floor(name: str, raw: str) -> int:
-    if raw.lower() == "auto":
-        return WARM_FLOOR_AUTO
-    value = _int(name, raw)
-    if value < 0:
-        raise SettingsError(f"{name} must be 0 or more (or auto)")
-    return value
-
-
-def _warm_max(name: str, raw: str) -> int:
+def _count_or_auto(name: str, raw: str) -> int:
+    """A count of 0 or more, or ``auto``: the field's sentinel, resolved when the settings are made
+    (``WARM_MAX_AUTO`` and ``WARM_FLOOR_AUTO`` are the same value)."""
     if raw.lower() == "auto":
         return WARM_MAX_AUTO
     value = _int(name, raw)
@@ -342,8 +335,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "cli_path": _str,
     "log_level": _upper,
     "warm_enabled": _bool,
-    "warm_max": _warm_max,
-    "warm_floor": _warm_floor,
+    "warm_max": _count_or_auto,
+    "warm_floor": _count_or_auto,
     "warm_window": _float,
     "warm_ready_timeout": _float,
     "warm_idle_timeout": _float,
