@@ -114,8 +114,10 @@ class Settings:
     warm_max: int = field(
         default=WARM_MAX_AUTO,
         metadata=_doc(
-            "Most idle warm processes kept (about 200 MB each); never more than `MAX_CONCURRENCY` processes run "
-            "in all. `auto`: as many as `MAX_CONCURRENCY`, so a burst up to the cap is served warm.",
+            "Most idle warm processes kept (about 200 MB each), the floor among them; never more than "
+            "`MAX_CONCURRENCY` processes run in all. A cap: how many are kept follows the traffic (`WARM_FLOOR`, "
+            "`WARM_WINDOW`). `auto`: as many as `MAX_CONCURRENCY`, so a burst up to the cap, once seen, is "
+            "served warm.",
             "auto: `MAX_CONCURRENCY`",
         ),
     )
@@ -132,9 +134,9 @@ class Settings:
     warm_window: float = field(
         default=300.0,
         metadata=_doc(
-            "Seconds over which the most concurrent requests seen size the warm set: spares are started until "
-            "as many processes live as that peak needs (up to `WARM_MAX`), and spares beyond the floor are "
-            "stopped once the peak has left the window."
+            "Seconds over which the most concurrent requests seen size the warm set: clean spares are kept for "
+            "a burst as large as that peak (less the requests busy now, up to `WARM_MAX`), and those beyond the "
+            "floor are stopped once the peak has left the window."
         ),
     )
     warm_ready_timeout: float = field(
