@@ -177,7 +177,8 @@ async def test_as_many_chats_as_warm_processes_each_keep_their_own(
     turn on every follow-up is continued in the process that answered the turn before. Before,
     that process was kept back for requests without a system prompt and each new chat cut the chat
     that would speak next: every follow-up was rebuilt."""
-    chat = make_chat(warm_max=4, max_concurrency=6)
+    # No floor: WARM_MAX's four idle places all go to chats (a floor takes one of them).
+    chat = make_chat(warm_max=4, max_concurrency=6, warm_floor=0)
     for index in range(2):
         await chat.send([{"role": "user", "content": f"FIRST contact {index}"}])
     histories = {tag: [{"role": "system", "content": f"System of chat {tag}."}] for tag in ("A", "B", "C", "D")}

@@ -635,7 +635,8 @@ def test_no_cli_process_outlives_the_proxy(short_proxy: Proxy, fake: FakeAnthrop
     assert response.status_code == 200, response.text
     # A finished request leaves (at most WARM_MAX) warm processes behind, ready for the next one.
     assert wait_until(lambda: len(short_proxy.claude_processes()) >= 1, SETTLE)
-    assert len(short_proxy.claude_processes()) <= WARM_MAX
+    # The floor's clean process and, until it is evicted for the floor, the chat's.
+    assert wait_until(lambda: len(short_proxy.claude_processes()) <= WARM_MAX, SETTLE)
     pids = [proc.pid for proc in short_proxy.claude_processes()]
     state_dir = short_proxy.state_dir
     stop_proxy(short_proxy)

@@ -452,7 +452,7 @@ async def test_rotated_key_file_retires_old_key_processes(
     key_file.write_text(old_key + "\n")
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.setenv("ANTHROPIC_API_KEY_FILE", str(key_file))
-    warm = make_warm(warm_max=2, max_concurrency=3)
+    warm = make_warm(warm_max=2, max_concurrency=3, warm_floor=0)
     # Two old-key processes: one idle after the request, one started in the background.
     await asyncio.gather(warm.ask("old ROT-0a"), warm.ask("old ROT-0b"))
     assert await async_wait_until(lambda: warm.pool.idle == 2, SETTLE)

@@ -445,7 +445,9 @@ def kill_idle_cli_processes(fleet: Fleet, host: str) -> None:
     """What WARM_IDLE_TIMEOUT / WARM_MAX_AGE do in time: the warm set is gone, the next request needs a new process."""
     pids = [str(pid) for pid, _ in accounted(fleet, host)]
     if pids:
-        fleet.sh(host, f"kill -9 {' '.join(pids)}")
+        # A process may have stopped since it was listed (the floor is replaced as it ages): kill
+        # what is still there.
+        fleet.sh(host, f"kill -9 {' '.join(pids)} 2>/dev/null || true")
 
 
 def served_again(fleet: Fleet, host: str, main_pid: int, timeout: float = 60) -> Reply:
