@@ -31,7 +31,9 @@ from tests.support.stack import EXAMPLES, Proxy, is_claude, process_environ, sta
 
 pytestmark = pytest.mark.integration
 
-WARM_MAX = 2
+# Room for the bystander's chat, the attacker's primed chat and the floor, so that none of the three
+# evicts another and no CLI starts for the bystander during the measurement.
+WARM_MAX = 3
 EVIL = "a" * 40 + "!"
 # Bounds on what the attack may add. A check runs at most 1 s (_structured.CHECK_SECONDS), in a thread;
 # the rest is room for two cores shared with other test runs and with the attacker's CLI, which
@@ -105,25 +107,43 @@ class Poller:
         return max(self.latencies, default=float("inf"))
 
 
-def first_token(proxy: Proxy, key: str, marker: str, timeout: float = POLL_TIMEOUT) -> float:
-    """Seconds from sending the bystander's streamed request to its first content (it streams ~0.3 s)."""
-    prompt = f"{marker} {directive(tokens=10, token_delay=0.03)}"
-    body = {"model": "sonnet", "messages": [{"role": "user", "content": prompt}], "stream": True}
-    started = time.monotonic()
-    first = None
-    with httpx.stream(
-        "POST",
-        proxy.base_url + "/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=timeout,
-    ) as response:
-        assert response.status_code == 200, response.read().decode()
-        for line in response.iter_lines():
-            if first is None and line.startswith("data:") and '"content":"' in line:
-                first = time.monotonic() - started
-    assert first is not None, "the bystander's stream had no content"
-    return first
+class Chat:
+    """The bystander's one conversation, continued by each stream (10 tokens, 0.03 s apart).
+
+    Continuing one chat keeps the bystander on its warm process, so no CLI starts for it while
+    the two windows are measured: what the attack adds is the attack's, not a start-up's.
+    """
+
+    def __init__(self, proxy: Proxy, key: str) -> None:
+        self.proxy = proxy
+        self.key = key
+        self.messages: list[dict[str, str]] = []
+
+    def first_token(self, marker: str, timeout: float = POLL_TIMEOUT) -> float:
+        """Seconds from sending the next turn to its first content; the answer joins the chat."""
+        turn = {"role": "user", "content": f"{marker} {directive(tokens=10, token_delay=0.03)}"}
+        body = {"model": "sonnet", "messages": [*self.messages, turn], "stream": True}
+        pieces: list[str] = []
+        started = time.monotonic()
+        first = None
+        with httpx.stream(
+            "POST",
+            self.proxy.base_url + "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=timeout,
+        ) as response:
+            assert response.status_code == 200, response.read().decode()
+            for line in response.iter_lines():
+                if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                    continue
+                choices = json.loads(line.removeprefix("data:")).get("choices") or [{}]
+                if content := (choices[0].get("delta") or {}).get("content"):
+                    first = time.monotonic() - started if first is None else first
+                    pieces.append(content)
+        assert first is not None, "the bystander's stream had no content"
+        self.messages += [turn, {"role": "assistant", "content": "".join(pieces)}]
+        return first
 
 
 def attack_body(kind: str, pattern: str, marker: str, value: str = EVIL) -> dict[str, Any]:
@@ -153,12 +173,12 @@ def orphans(proxy: Proxy) -> list[int]:
     return found
 
 
-def bystander_window(proxy: Proxy, key: str, tag: str, until: threading.Event, at_least: int) -> list[float]:
-    """The bystander's streams one after another, until ``until`` is set and ``at_least`` ran."""
+def bystander_window(chat: Chat, tag: str, until: threading.Event, at_least: int) -> list[float]:
+    """The bystander's turns one after another, until ``until`` is set and ``at_least`` ran."""
     ttfts: list[float] = []
     while not until.is_set() or len(ttfts) < at_least:
         try:
-            ttfts.append(first_token(proxy, key, f"bystander-{tag}-{len(ttfts)}"))
+            ttfts.append(chat.first_token(f"bystander-{tag}-{len(ttfts)}"))
         except httpx.HTTPError:  # no answer within POLL_TIMEOUT: as late as can be, and no use waiting more
             ttfts.append(float("inf"))
             break
@@ -180,8 +200,9 @@ def test_a_catastrophic_pattern_does_not_stall_the_other_tenant(
 ) -> None:
     proxy = tenant_proxy
     tag = f"{kind}-{pattern.count('|')}"
-    for n in range(2):  # the bystander's warm process is started
-        first_token(proxy, keys["bystander"], f"bystander-warm-{tag}-{n}", timeout=60)
+    chat = Chat(proxy, keys["bystander"])
+    for n in range(2):  # the bystander's chat is on its warm process
+        chat.first_token(f"bystander-warm-{tag}-{n}", timeout=60)
     # The attacker's process for its schema is started by a harmless request first, so that its CLI
     # starting (a CPU-second) does not load the machine during the measurement.
     primer = httpx.post(
@@ -196,7 +217,7 @@ def test_a_catastrophic_pattern_does_not_stall_the_other_tenant(
     no_attack = threading.Event()
     no_attack.set()
     with Poller(proxy) as quiet:
-        calm = bystander_window(proxy, keys["bystander"], f"calm-{tag}", no_attack, at_least=4)
+        calm = bystander_window(chat, f"calm-{tag}", no_attack, at_least=4)
 
     # During the attack: the bystander streams and the poller polls until the attacker has its answer.
     answer: dict[str, Any] = {}
@@ -219,7 +240,7 @@ def test_a_catastrophic_pattern_does_not_stall_the_other_tenant(
     with Poller(proxy) as loud:
         threading.Thread(target=attack, daemon=True).start()
         # Streams run back to back from before the attacker's answer is checked until after it.
-        during = bystander_window(proxy, keys["bystander"], f"during-{tag}", finished, at_least=3)
+        during = bystander_window(chat, f"during-{tag}", finished, at_least=3)
         finished.wait(40)
 
     print(

@@ -65,14 +65,16 @@ def test_json_schema_gives_json_matching_it(proxy: Proxy, fake: FakeAnthropicSer
 
 
 def test_streamed_json_schema_arrives_in_pieces(proxy: Proxy, fake: FakeAnthropicServer) -> None:
-    marker = "structured-stream-0a4f"
+    # The call's input comes in 12-character pieces 0.15 s apart: apart enough that pieces the
+    # proxy had no time to send on their own (merged, by design, on a loaded machine) stay several.
+    prompt = f"structured-stream-0a4f {directive(text='', token_delay=0.15)}"
     stream = proxy.client().chat.completions.create(
-        model="sonnet", messages=[{"role": "user", "content": marker}], response_format=FORMAT, stream=True
+        model="sonnet", messages=[{"role": "user", "content": prompt}], response_format=FORMAT, stream=True
     )
     chunks = list(stream)
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     reasons = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
-    assert len(pieces) >= 3, "the JSON did not stream in pieces"
+    assert len(pieces) >= 3, f"the JSON did not stream in pieces: {pieces}"
     content = json.loads("".join(pieces))
     jsonschema.validate(content, SCHEMA)
     assert content == example(SCHEMA)
