@@ -1,6 +1,6 @@
 """The engine's request loop with fake processes: slots, queueing, timeouts, cancellation, retries.
 
-No CLI runs here: :class:`ScriptedProcess` is injected through ``Engine(settings,
+No CLI runs here: :class:`FakeProcess` is injected through ``Engine(settings,
 process_factory=...)`` and answers with scripted SDK messages (``StreamEvent``,
 ``AssistantMessage``, ``ResultMessage``), so these rules are pinned in seconds; the real-CLI
 tests (``test_warm.py``, ``test_lifecycle.py``) show the same with the bundled binary.
@@ -10,148 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage, StreamEvent, TextBlock
 from litellm_claude_code import CLIFailedError, QueueFullError, RequestTimeoutError
 from litellm_claude_code._cli import Binding, Launch
 from litellm_claude_code._engine import Engine, Request
-from litellm_claude_code._messages import Conversation, Turn, chain_of, convert_messages
-from litellm_claude_code._process import HeldTurn, Plan, plan_for
 from litellm_claude_code._settings import Settings
 from litellm_claude_code._streaming import Outcome
 
-KEY_ONE = "sk-ant-engine-key-one"
-KEY_TWO = "sk-ant-engine-key-two"
-
-
-def answer_messages(text: str) -> list[Message]:
-    """What the CLI yields for a one-block text answer."""
-    session = "default"
-
-    def event(data: dict[str, Any]) -> StreamEvent:
-        return StreamEvent(uuid=str(uuid.uuid4()), session_id=session, event=data)
-
-    return [
-        event({"type": "message_start", "message": {"usage": {"input_tokens": 3, "output_tokens": 0}}}),
-        event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
-        AssistantMessage(content=[TextBlock(text)], model="claude-sonnet-fake", uuid=str(uuid.uuid4())),
-        event({"type": "content_block_stop", "index": 0}),
-        event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}}),
-        event({"type": "message_stop"}),
-        ResultMessage(
-            subtype="success",
-            duration_ms=1,
-            duration_api_ms=1,
-            is_error=False,
-            num_turns=1,
-            session_id=session,
-            stop_reason="end_turn",
-            usage={"input_tokens": 3, "output_tokens": 1},
-            result=text,
-        ),
-    ]
-
-
-class ScriptedProcess:
-    """A process that starts at once and answers each turn from its script.
-
-    ``delay`` is slept before the first message (a slow upstream); ``fail_next`` raises before
-    anything is yielded (a warm process found dead).
-    """
-
-    def __init__(self, launch: Launch, binding: Binding, registry: list[ScriptedProcess]) -> None:
-        self.launch = launch
-        self.binding = Binding(binding.model, None, binding.max_output_tokens, binding.tools)
-        self.held: list[HeldTurn] = []
-        self.tenant: str | None = None
-        self.created_at = time.monotonic()
-        self.last_used = self.created_at
-        self.uses = 0
-        self.completed = False
-        self.dead = False
-        self.closed = False
-        self.delay = 0.0
-        self.fail_next = False
-        self._user: HeldTurn | None = None
-        registry.append(self)
-        self.registry = registry
-
-    def plan(self, conversation: Conversation, binding: Binding, tenant: str) -> Plan | None:
-        return plan_for(self.held, self.binding, self.tenant, conversation, binding, tenant)
-
-    async def start(self) -> None:
-        await asyncio.sleep(0)
-
-    def alive(self) -> bool:
-        return not self.dead and not self.closed
-
-    def kill(self) -> None:
-        self.dead = True
-
-    async def close(self) -> None:
-        self.dead = self.closed = True
-
-    async def prepare(self, plan: Plan, binding: Binding) -> None:
-        del self.held[plan.keep :]
-        start = self.held[-1].chain if self.held else ""
-        for turn, chain in zip(plan.append, chain_of(plan.append, start=start or ""), strict=True):
-            self.held.append(HeldTurn(turn.role, chain, "written"))
-        self.binding = binding
-
-    async def run(self, conversation: Conversation) -> AsyncIterator[Message]:
-        self.uses += 1
-        self.completed = False
-        self.last_used = time.monotonic()
-        self._user = HeldTurn("user", conversation.chain()[-1], str(uuid.uuid4()))
-        if self.fail_next:
-            self.fail_next = False
-            raise CLIFailedError("Claude Code CLI failed: the process is gone")
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        for message in answer_messages("hello"):
-            if isinstance(message, ResultMessage):
-                self.completed = True
-            yield message
-
-    def commit(self, answer: Turn) -> bool:
-        if self._user is None or not self.completed or self._user.chain is None:
-            return False
-        self.held.append(self._user)
-        self.held.append(HeldTurn("assistant", chain_of((answer,), start=self._user.chain)[0], str(uuid.uuid4())))
-        self._user = None
-        return True
-
-    async def drop_turn(self) -> None:
-        self._user = None
-        self.completed = True
-
-
-@pytest.fixture(autouse=True)
-def credential(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(f"{name}_FILE", raising=False)
-    monkeypatch.delenv("ANTHROPIC_API_KEY_FILE", raising=False)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY_ONE)
+from tests.support.fake_process import (
+    KEY_ONE,
+    KEY_TWO,
+    FakeProcess,
+    conversation,
+    credential,  # noqa: F401  (autouse: the engine's API key)
+)
 
 
 class Harness:
     def __init__(self, tmp_path: Path, **overrides: Any) -> None:
         values: dict[str, Any] = {"state_dir": tmp_path, "max_concurrency": 2, "warm_max": 2, "queue_timeout": 2.0}
         values.update(overrides)
-        self.made: list[ScriptedProcess] = []
+        self.made: list[FakeProcess] = []
         self.delay = 0.0  # given to each new process: how long it waits before answering
         self.fail = False  # each new process fails its first turn
         self.engine = Engine(Settings(**values), process_factory=self.make)
 
-    def make(self, launch: Launch, binding: Binding) -> ScriptedProcess:
-        process = ScriptedProcess(launch, binding, self.made)
+    def make(self, launch: Launch, binding: Binding) -> FakeProcess:
+        process = FakeProcess(launch, binding, self.made)
         process.delay, process.fail_next = self.delay, self.fail
         return process
 
@@ -163,12 +52,6 @@ class Harness:
         request = Request(model="sonnet", conversation=conversation(*texts), stream=True, timeout=timeout)
         outcome = Outcome()
         return "".join([delta.text async for delta in self.engine.stream(request, outcome)])
-
-
-def conversation(*texts: str) -> Conversation:
-    return convert_messages(
-        [{"role": "user" if index % 2 == 0 else "assistant", "content": text} for index, text in enumerate(texts)]
-    )
 
 
 @pytest.fixture

@@ -23,14 +23,19 @@ from litellm_claude_code._settings import Settings
 from litellm_claude_code._streaming import Delta, Outcome
 from litellm_claude_code._tools import tool_request
 
-from tests.provider.test_engine import ScriptedProcess, answer_messages, conversation, credential  # noqa: F401
-from tests.provider.test_tools import TIME, WEATHER, tool_turn
+from tests.support.fake_process import (
+    FakeProcess,
+    answer_messages,
+    conversation,
+    credential,  # noqa: F401  (autouse: the engine's API key)
+)
+from tests.support.sdk_messages import TIME, WEATHER, tool_turn
 
 
-class TurnsProcess(ScriptedProcess):
+class TurnsProcess(FakeProcess):
     """Answers each turn with the next of ``turns``; records the turns it was given and what it kept."""
 
-    def __init__(self, launch: Launch, binding: Binding, registry: list[ScriptedProcess]) -> None:
+    def __init__(self, launch: Launch, binding: Binding, registry: list[FakeProcess]) -> None:
         super().__init__(launch, binding, registry)
         self.turns: list[list[Message]] = []
         self.asked: list[tuple[str, bool]] = []
@@ -56,13 +61,13 @@ class TurnsProcess(ScriptedProcess):
 
 class Harness:
     def __init__(self, tmp_path: Path, turns: list[list[Message]]) -> None:
-        self.made: list[ScriptedProcess] = []
+        self.made: list[FakeProcess] = []
         self.turns = turns
         self.engine = Engine(
             Settings(state_dir=tmp_path, max_concurrency=2, warm_max=2, queue_timeout=2.0), process_factory=self.make
         )
 
-    def make(self, launch: Launch, binding: Binding) -> ScriptedProcess:
+    def make(self, launch: Launch, binding: Binding) -> FakeProcess:
         process = TurnsProcess(launch, binding, self.made)
         process.turns = [list(turn) for turn in self.turns]
         return process

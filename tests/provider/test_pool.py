@@ -11,79 +11,22 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from litellm_claude_code._cli import Binding, Launch
 from litellm_claude_code._credentials import Credential
 from litellm_claude_code._errors import QueueFullError
-from litellm_claude_code._messages import Conversation, assistant_text_turn, chain_of, convert_messages
+from litellm_claude_code._messages import Conversation, chain_of, convert_messages
 from litellm_claude_code._pool import ProcessPool
-from litellm_claude_code._process import HeldTurn, Plan, plan_for
+from litellm_claude_code._process import Plan
 from litellm_claude_code._settings import Settings
 from litellm_claude_code._slots import Slots
 
+from tests.support.fake_process import FakeProcess, conversation
+
 LAUNCH = Launch(Credential("ANTHROPIC_API_KEY", "sk-ant-key-one", "environment"))
 ROTATED = Launch(Credential("ANTHROPIC_API_KEY", "sk-ant-key-two", "environment"))
-
-
-class FakeProcess:
-    """A process that starts at once (or when told to) and answers with a fixed text."""
-
-    made: ClassVar[list[FakeProcess]] = []
-
-    def __init__(self, launch: Launch, binding: Binding, *, hold_start: bool = False) -> None:
-        self.launch = launch
-        self.binding = Binding(binding.model, None, binding.max_output_tokens, binding.tools)
-        self.held: list[HeldTurn] = []
-        self.tenant: str | None = None
-        self.created_at = time.monotonic()
-        self.last_used = self.created_at
-        self.uses = 0
-        self.completed = False
-        self.dead = False
-        self.closed = False
-        self._started = asyncio.Event()
-        if not hold_start:
-            self._started.set()
-        FakeProcess.made.append(self)
-
-    def plan(self, conversation: Conversation, binding: Binding, tenant: str) -> Plan | None:
-        return plan_for(self.held, self.binding, self.tenant, conversation, binding, tenant)
-
-    async def start(self) -> None:
-        await self._started.wait()
-
-    def alive(self) -> bool:
-        return not self.dead and not self.closed
-
-    def kill(self) -> None:
-        self.dead = True
-
-    async def close(self) -> None:
-        self.closed = True
-
-    def serve(self, conversation: Conversation, plan: Plan, binding: Binding, answer: str = "answer") -> None:
-        """What the engine does with a lease: fit the process, run the turn, record it."""
-        del self.held[plan.keep :]
-        start = self.held[-1].chain if self.held else ""
-        for turn, chain in zip(plan.append, chain_of(plan.append, start=start or ""), strict=True):
-            self.held.append(HeldTurn(turn.role, chain, "written"))
-        self.binding = binding
-        self.uses += 1
-        self.last_used = time.monotonic()
-        chains = chain_of((*conversation.turns, assistant_text_turn(answer)))
-        self.held.append(HeldTurn("user", chains[-2], f"user-{self.uses}"))
-        self.held.append(HeldTurn("assistant", chains[-1], f"answer-{self.uses}"))
-        self.completed = True
-
-
-def conversation(*texts: str, system: str | None = None) -> Conversation:
-    """A conversation of alternating user and assistant texts, starting with the user."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    for index, text in enumerate(texts):
-        messages.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
-    return convert_messages(messages)
 
 
 @pytest.fixture
@@ -343,13 +286,13 @@ async def test_a_new_chat_waits_for_a_starting_spare_rather_than_cut_a_chat_that
     one = conversation("one q0", system="one")
     first, _ = await ask(pool, one)
     (spare,) = [p for p in pool.idle_processes() if p is not first]
-    assert not spare._started.is_set()
+    assert not spare.start_gate.is_set()
 
     two = conversation("two q0", system="two")
     waiter = asyncio.create_task(pool.checkout(two, Binding("sonnet", "two"), LAUNCH, ""))
     await settle()
     assert not waiter.done(), "the new chat took the process of the chat that just spoke"
-    spare._started.set()
+    spare.start_gate.set()
     lease = await asyncio.wait_for(waiter, 2)
     assert lease.process is spare and lease.warm and lease.plan.kind == "new"
     lease.process.serve(two, lease.plan, Binding("sonnet", "two"))
@@ -359,7 +302,7 @@ async def test_a_new_chat_waits_for_a_starting_spare_rather_than_cut_a_chat_that
     process, lease = await ask(pool, follow_up)
     assert process is first and lease.plan.kind == "continued"
     for process in FakeProcess.made:
-        process._started.set()
+        process.start_gate.set()
     await pool.close()
 
 
@@ -403,14 +346,14 @@ async def test_spares_start_no_more_than_the_starting_limit_at_once(tmp_path: Pa
 
     pool = ProcessPool(settings, Slots(6), factory, starting_limit=2)
     await ask(pool, conversation("first"))
-    starting = [p for p in FakeProcess.made if not p._started.is_set()]
+    starting = [p for p in FakeProcess.made if not p.start_gate.is_set()]
     assert len(starting) == 2 and pool.slots.in_use == 3
     for process in starting:
-        process._started.set()
+        process.start_gate.set()
     await settle()
     assert len(FakeProcess.made) == 5  # the next two, as the first two are up
     for process in FakeProcess.made:
-        process._started.set()
+        process.start_gate.set()
     await settle()
     assert len(FakeProcess.made) == 6 and pool.idle == 6
     await pool.close()
@@ -660,7 +603,7 @@ async def test_the_floor_is_not_replaced_while_its_replacement_cannot_start(tmp_
     pool.reap_once()  # what the reaper does every tick, here at a known moment
     await settle()
     assert len(FakeProcess.made) == 2 and not first.closed, "a replacement starts before the old one is stopped"
-    FakeProcess.made[1]._started.set()
+    FakeProcess.made[1].start_gate.set()
     await settle()
     pool.reap_once()
     await settle()

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage, StreamEvent, TextBlock, ToolUseBlock
+from claude_agent_sdk.types import Message, StreamEvent
 from litellm_claude_code._cli import Binding
 from litellm_claude_code._errors import BadRequestError, UpstreamServerError
 from litellm_claude_code._messages import chain_of, convert_messages
@@ -30,15 +30,7 @@ from litellm_claude_code._tools import (
     tool_request,
 )
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
-TIME = {"type": "function", "function": {"name": "get_time"}}
+from tests.support.sdk_messages import TIME, WEATHER, event, tool_turn
 
 
 def user(text: str) -> list[dict[str, Any]]:
@@ -232,59 +224,6 @@ def test_a_process_serves_only_requests_with_exactly_its_tools() -> None:
 
 
 # --------------------------------------------------------------------------- tool calls out of the stream
-
-
-def event(data: dict[str, Any]) -> StreamEvent:
-    return StreamEvent(uuid="u", session_id="s", event=data)
-
-
-def tool_turn(*, deferred: bool = True) -> list[Message]:
-    weather = PREFIX + "get_weather"
-    return [
-        event({"type": "message_start", "message": {"model": "m", "usage": {"input_tokens": 5}}}),
-        event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}}),
-        AssistantMessage(content=[TextBlock("Checking.")], model="m"),
-        event(
-            {
-                "type": "content_block_start",
-                "index": 1,
-                "content_block": {"type": "tool_use", "id": "t1", "name": weather},
-            }
-        ),
-        event({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
-        event(
-            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"ci'}}
-        ),
-        event(
-            {
-                "type": "content_block_delta",
-                "index": 1,
-                "delta": {"type": "input_json_delta", "partial_json": 'ty":"P"}'},
-            }
-        ),
-        AssistantMessage(content=[ToolUseBlock("t1", weather, {"city": "P"})], model="m"),
-        event(
-            {
-                "type": "content_block_start",
-                "index": 2,
-                "content_block": {"type": "tool_use", "id": "t2", "name": PREFIX + "get_time"},
-            }
-        ),
-        AssistantMessage(content=[ToolUseBlock("t2", PREFIX + "get_time", {})], model="m"),
-        event({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
-        event({"type": "message_stop"}),
-        ResultMessage(
-            subtype="success",
-            duration_ms=1,
-            duration_api_ms=1,
-            is_error=False,
-            num_turns=1,
-            session_id="s",
-            stop_reason="tool_deferred" if deferred else "tool_use",
-            usage={"input_tokens": 5, "output_tokens": 9},
-        ),
-    ]
 
 
 async def run(messages: list[Message], *, client_tools: bool) -> tuple[list[Delta], Outcome]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage, StreamEvent, TextBlock
+from claude_agent_sdk.types import AssistantMessage, Message, ResultMessage, StreamEvent, TextBlock, ToolUseBlock
+from litellm_claude_code._tools import PREFIX
 
 MODEL = "claude-sonnet-test-1"
 TOKEN_SETTING = "CLAUDE_CODE_OAUTH_TOKEN_FILE"
@@ -77,3 +78,64 @@ class Source:
         for message in self.messages:
             self.pulled += 1
             yield message
+
+
+# A client's two tools (OpenAI's shape) and a turn that calls both, as the CLI streams it with them.
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+TIME = {"type": "function", "function": {"name": "get_time"}}
+
+
+def tool_turn(*, deferred: bool = True) -> list[Message]:
+    weather = PREFIX + "get_weather"
+    return [
+        event({"type": "message_start", "message": {"model": "m", "usage": {"input_tokens": 5}}}),
+        event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}}),
+        AssistantMessage(content=[TextBlock("Checking.")], model="m"),
+        event(
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {"type": "tool_use", "id": "t1", "name": weather},
+            }
+        ),
+        event({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        event(
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"ci'}}
+        ),
+        event(
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": 'ty":"P"}'},
+            }
+        ),
+        AssistantMessage(content=[ToolUseBlock("t1", weather, {"city": "P"})], model="m"),
+        event(
+            {
+                "type": "content_block_start",
+                "index": 2,
+                "content_block": {"type": "tool_use", "id": "t2", "name": PREFIX + "get_time"},
+            }
+        ),
+        AssistantMessage(content=[ToolUseBlock("t2", PREFIX + "get_time", {})], model="m"),
+        event({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+        event({"type": "message_stop"}),
+        ResultMessage(
+            subtype="success",
+            duration_ms=1,
+            duration_api_ms=1,
+            is_error=False,
+            num_turns=1,
+            session_id="s",
+            stop_reason="tool_deferred" if deferred else "tool_use",
+            usage={"input_tokens": 5, "output_tokens": 9},
+        ),
+    ]
