@@ -15,11 +15,11 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from litellm_claude_code.testing._app import _make_app, _url_host
 from litellm_claude_code.testing._cache import (
     DEFAULT_MIN_TOKENS,
     PromptCache,
 )
-from litellm_claude_code.testing._handlers import _make_app, _url_host
 from litellm_claude_code.testing._planner import _merge
 from litellm_claude_code.testing._scenario import _TEXT_KEYS, DEFAULT_TOKENS, Scenario, validate_scenario
 from litellm_claude_code.testing._state import _State

@@ -54,11 +54,11 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from litellm_claude_code.testing._app import _make_app, _url_host, build_app
 from litellm_claude_code.testing._cache import (
     DEFAULT_MIN_TOKENS,
     PromptCache,
 )
-from litellm_claude_code.testing._handlers import _make_app, _url_host, build_app
 from litellm_claude_code.testing._planner import _merge
 from litellm_claude_code.testing._scenario import (
     DEFAULT_PORT,
