@@ -6,6 +6,9 @@ this module's CLI, which replaces it atomically (write, fsync, rename): a gatewa
 while it changes sees the old or the new file, never half of one, so adding or revoking a key
 needs no restart and fails no request.
 
+This module is the store (records, hashing, reading and writing the file, the gateway's lookup);
+the command line is :mod:`._keys_cli`, run as::
+
     python -m litellm_claude_code.keys add --name alice --models sonnet,haiku --rpm 60 --store keys.json
     python -m litellm_claude_code.keys revoke --name alice --store keys.json
     python -m litellm_claude_code.keys list --store keys.json
@@ -14,9 +17,7 @@ needs no restart and fails no request.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import datetime as dt
 import fnmatch
 import hashlib
@@ -25,7 +26,6 @@ import json
 import logging
 import os
 import secrets
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -211,98 +211,12 @@ class KeyStore:
         return found
 
 
-# --------------------------------------------------------------------------- CLI
-
-
-def _read_or_empty(path: Path) -> list[KeyRecord]:
-    return load_records(path) if path.exists() else []
-
-
-def _cmd_add(args: argparse.Namespace) -> int:
-    records = _read_or_empty(args.store)
-    if any(r.name == args.name for r in records):
-        print(f"a key named {args.name!r} exists: revoke it first or pick another name", file=sys.stderr)
-        return 2
-    key = new_key()
-    record = KeyRecord(
-        name=args.name,
-        sha256=hash_key(key),
-        team=args.team,
-        models=tuple(m.strip() for m in (args.models or "").split(",") if m.strip()),
-        expires=args.expires,
-        rpm=args.rpm,
-        tpm=args.tpm,
-        parallel=args.parallel,
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
-    KeyRecord.from_json(record.to_json())  # validate before writing
-    write_records(args.store, [*records, record])
-    print(key)
-    print(f"key for {args.name} added to {args.store}; it is shown only this once", file=sys.stderr)
-    return 0
-
-
-def _cmd_revoke(args: argparse.Namespace) -> int:
-    records = _read_or_empty(args.store)
-    if not any(r.name == args.name for r in records):
-        print(f"no key named {args.name!r} in {args.store}", file=sys.stderr)
-        return 2
-    updated = [dataclasses.replace(r, revoked=True) if r.name == args.name else r for r in records]
-    write_records(args.store, updated)
-    print(f"key for {args.name} revoked", file=sys.stderr)
-    return 0
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    for r in _read_or_empty(args.store):
-        state = "revoked" if r.revoked else ("expired" if r.expired() else "active")
-        limits = " ".join(f"{k}={v}" for k, v in (("rpm", r.rpm), ("tpm", r.tpm), ("parallel", r.parallel)) if v)
-        models = ",".join(r.models) or "*"
-        print(
-            f"{r.name}\t{state}\tteam={r.team or '-'}\tmodels={models}\texpires={r.expires or '-'}\t{limits}".rstrip()
-        )
-    return 0
-
-
-def _cmd_metrics_key(_args: argparse.Namespace) -> int:
-    from ._master_key import check_master_key
-
-    master = os.environ.get("LITELLM_MASTER_KEY", "") or sys.stdin.readline().strip()
-    check_master_key(master)
-    print(metrics_key(master))
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m litellm_claude_code.keys", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("metrics-key", help="print the scrape key for GET /metrics (master key from env or stdin)")
-    default_store = os.environ.get(STORE_ENV)
-    for name in ("add", "revoke", "list"):
-        cmd = sub.add_parser(name)
-        cmd.add_argument(
-            "--store", type=Path, default=Path(default_store) if default_store else None, required=not default_store
-        )
-        if name != "list":
-            cmd.add_argument("--name", required=True)
-    add = sub.choices["add"]
-    add.add_argument("--team")
-    add.add_argument(
-        "--models",
-        help="comma-separated aliases (each covering its Claude family's full ids) or patterns such as "
-        "claude-haiku-* the key may use (default: all)",
-    )
-    add.add_argument("--rpm", type=int)
-    add.add_argument("--tpm", type=int)
-    add.add_argument("--parallel", type=int)
-    add.add_argument("--expires", help="ISO date or datetime, UTC unless it has an offset")
-    args = parser.parse_args(argv)
-    try:
-        commands = {"add": _cmd_add, "revoke": _cmd_revoke, "list": _cmd_list, "metrics-key": _cmd_metrics_key}
-        return commands[args.command](args)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """The command line (:mod:`._keys_cli`); here so ``python -m litellm_claude_code.keys`` and
+    ``from litellm_claude_code.keys import main`` keep working."""
+    from ._keys_cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
