@@ -40,6 +40,7 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -157,6 +159,40 @@ class TreeSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def provenance(argv: list[str], load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """When, where and how a run was measured, for its JSON: a figure from a busy machine says so.
+
+    ``argv``: the benchmark's own arguments (``--json`` left out, so the command reproduces the
+    table); ``load_before``: ``os.getloadavg()`` when the run started.
+    """
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            shown.append(arg)
+    host = read_host()
+    return {
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *shown]),
+        "machine": {
+            "host": host.describe(),
+            "cpus": host.cpus,
+            "memory_gib": round(host.memory / 2**30, 1),
+            "python": sys.version.split()[0],
+            "load_average_at_start": [round(x, 2) for x in load_before],
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+    }
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def tuned(args: argparse.Namespace) -> dict[str, str]:
@@ -690,8 +726,18 @@ def main(argv: list[str] | None = None) -> int:
         "--warm-max", type=int, help="LITELLM_CLAUDE_CODE_WARM_MAX (default: the provider's, MAX_CONCURRENCY)"
     )
     args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    load_before = os.getloadavg()
     # One log line per upstream request would drown the table.
     logging.getLogger("litellm_claude_code.testing.fake_anthropic").setLevel(logging.WARNING)
+
+    def common(benchmark: str) -> dict[str, Any]:
+        return {
+            "benchmark": benchmark,
+            **provenance(argv, load_before),
+            "settings": in_force(tuned(args)),
+            "upstream": {"tokens": args.tokens, "token_delay_s": args.token_delay},
+        }
 
     with (
         tempfile.TemporaryDirectory(prefix="lcc-bench-") as tmp,
@@ -702,16 +748,22 @@ def main(argv: list[str] | None = None) -> int:
             runs = run_conversations(args, fake, workdir)
             print(conversation_table(runs, args))
             if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                report = {label: [asdict(turn) for turn in turns] for label, turns in runs.items()}
-                args.json.write_text(json.dumps(report, indent=2))
+                write_json(
+                    args.json,
+                    {
+                        **common("conversation"),
+                        "turns": args.turns,
+                        "turn_tokens": args.turn_tokens,
+                        "conversations": args.conversations,
+                        "runs": {label: [asdict(turn) for turn in turns] for label, turns in runs.items()},
+                    },
+                )
             return 0
         if args.mixed:
             mixed = run_mixed(args, fake, workdir)
             print(mixed_table(mixed, args))
             if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps({"mixed": [asdict(row) for row in mixed]}, indent=2))
+                write_json(args.json, {**common("mixed"), "mixed": [asdict(row) for row in mixed]})
             return 0 if not any(row.errors for row in mixed) else 1
         upstream = upstream_ttft(fake)
         rows: list[Row] = []
@@ -719,8 +771,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += run_design(design, args, fake, workdir)
     print(table(rows, upstream, args))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"upstream": upstream, "rows": [asdict(r) for r in rows]}, indent=2))
+        data = common("single")
+        data["upstream"].update(first_token_s=upstream[0], total_s=upstream[1])
+        write_json(args.json, {**data, "rows": [asdict(r) for r in rows]})
     return 0 if not any(row.errors for row in rows) else 1
 
 

@@ -388,6 +388,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    load_before = os.getloadavg()
     # One log line per upstream request would drown the table.
     logging.getLogger("litellm_claude_code.testing.fake_anthropic").setLevel(logging.WARNING)
     if args.url:
@@ -402,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     for failed in [o for o in report.outcomes if o.kind not in (COMPLETED, REFUSED)][:10]:
         print(f"  request {failed.index}: {failed.kind} (HTTP {failed.status}) {failed.detail}", file=sys.stderr)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.as_json(), indent=2))
+        measured = bench.provenance(sys.argv[1:] if argv is None else argv, load_before)
+        bench.write_json(args.json, {"benchmark": "overload", **measured, **report.as_json()})
     return 0 if not report.failures else 1
 
 

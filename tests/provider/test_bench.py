@@ -53,7 +53,7 @@ def test_conversation_bench_shows_cache_reads_for_real_turns_only(tmp_path: Path
     args = ("--conversation", "--turns", "3", "--conversations", "1", "--turn-tokens", "1200")
     stdout, report = run_bench(tmp_path, *args)
     assert "| turn | design |" in stdout, stdout[-3000:]
-    turns, flattened = report["turns, 1 chat"], report["flattened, 1 chat"]
+    turns, flattened = report["runs"]["turns, 1 chat"], report["runs"]["flattened, 1 chat"]
     assert [t["turn"] for t in turns] == [1, 2, 3] == [t["turn"] for t in flattened]
     for previous, turn in itertools.pairwise(turns):
         # Real turns: the previous turn's prompt is read back from the cache.
