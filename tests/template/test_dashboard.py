@@ -31,7 +31,8 @@ from tests.support.template import RenderFn
 pytestmark = pytest.mark.integration
 
 
-# How LiteLLM says a setting needs its Enterprise licence (litellm/types/proxy/common_proxy_errors.py, not_premium_user).
+# How LiteLLM says a setting needs its Enterprise licence
+# (litellm/types/proxy/common_proxy_errors.py, not_premium_user).
 ENTERPRISE_ONLY = r"enterprise only feature|must be a LiteLLM Enterprise user|LITELLM_LICENSE"
 
 

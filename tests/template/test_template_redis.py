@@ -65,7 +65,9 @@ def test_the_proxy_reads_redis_from_the_environment_either_way(without_redis: Pa
         assert settings["redis_host"] == "os.environ/REDIS_HOST"
         assert settings["redis_port"] == "os.environ/REDIS_PORT"
         assert settings["redis_password"] == "os.environ/REDIS_PASSWORD"
-    assert (without_redis / "config" / "litellm.yaml").read_text() == (with_redis / "config" / "litellm.yaml").read_text()
+    assert (without_redis / "config" / "litellm.yaml").read_text() == (
+        with_redis / "config" / "litellm.yaml"
+    ).read_text()
 
 
 def test_with_redis_the_inventory_and_the_playbook_have_it(with_redis: Path) -> None:
@@ -93,7 +95,11 @@ def test_make_secrets_writes_a_redis_password_the_variables_pick_up(with_redis: 
     # What the gateways and the Redis host get, resolved by Ansible from group_vars, in a playbook
     # of the project's ansible/ (debug runs on the controller: no host is contacted).
     names = {
-        "gw-1": ["claude_code_gateway_redis_host", "claude_code_gateway_redis_port", "claude_code_gateway_redis_password"],
+        "gw-1": [
+            "claude_code_gateway_redis_host",
+            "claude_code_gateway_redis_port",
+            "claude_code_gateway_redis_password",
+        ],
         "redis-1": ["claude_code_redis_password", "claude_code_redis_bind_address"],
     }
     show = project / "ansible" / "show-redis.yml"
@@ -104,7 +110,14 @@ def test_make_secrets_writes_a_redis_password_the_variables_pick_up(with_redis: 
                     "name": "show",
                     "hosts": "gw-1,redis-1",
                     "gather_facts": False,
-                    "tasks": [{"ansible.builtin.debug": {"msg": "{{ {'vars': __names[inventory_hostname] | map('extract', vars) | list} }}"}, "vars": {"__names": names}}],
+                    "tasks": [
+                        {
+                            "ansible.builtin.debug": {
+                                "msg": "{{ {'vars': __names[inventory_hostname] | map('extract', vars) | list} }}"
+                            },
+                            "vars": {"__names": names},
+                        }
+                    ],
                 }
             ]
         )

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from litellm_claude_code._master_key import check_master_key
+
 from tests.support.template import ANSWER_SETS, REPO_ROOT, RenderFn, render_role_unit
 
 BIN = Path(sys.executable).parent
@@ -63,7 +64,6 @@ def snapshot(project: Path) -> dict[str, tuple[str, int]]:
 
 
 def test_layout(project: Path) -> None:
-    slug = slug_of(project)
     for rel in (
         ".copier-answers.yml",
         ".gitignore",
@@ -297,7 +297,10 @@ def test_make_exports_the_provider_settings(project: Path) -> None:
     done = subprocess.run(
         [make, "-s", "-f", "Makefile", "-f", "-", "show-env"],
         # The provider's settings, and a cloud's (CLAUDE_CODE_USE_*, its region and project).
-        input="show-env:\n\t@env | grep -E '^(LITELLM_|CLAUDE_CODE_USE_|AWS_REGION=|CLOUD_ML_REGION=|ANTHROPIC_VERTEX_)' | sort\n",
+        input=(
+            "show-env:\n\t@env | grep -E "
+            "'^(LITELLM_|CLAUDE_CODE_USE_|AWS_REGION=|CLOUD_ML_REGION=|ANTHROPIC_VERTEX_)' | sort\n"
+        ),
         cwd=project,
         capture_output=True,
         text=True,

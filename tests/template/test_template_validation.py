@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.support.template import render
 
 INVALID: list[tuple[dict[str, Any], str]] = [
