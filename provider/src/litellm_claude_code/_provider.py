@@ -12,20 +12,19 @@ import asyncio
 import atexit
 import contextlib
 import hashlib
-import queue
 import re
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from concurrent.futures import Future
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 
 import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, ModelResponse, Usage
 
+from ._bridge import LoopThread, in_own_task
 from ._compat import check_cli_version, cli_version
 from ._cost import attach_to_response, attach_to_usage
 from ._engine import Engine, Request
@@ -40,8 +39,6 @@ from ._streaming import Delta, Outcome, ToolCallDelta
 from ._structured import output_schema
 from ._tools import check_strict, client_name, to_text, to_wire, tool_request
 
-T = TypeVar("T")
-
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,127}$")
 
 
@@ -52,7 +49,7 @@ class ClaudeCodeProvider(CustomLLM):
         super().__init__()
         self._settings = settings
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
-        self._loop_thread: _LoopThread | None = None
+        self._loop_thread: LoopThread | None = None
         self._lock = threading.Lock()
 
     # -- configuration ---------------------------------------------------------------------
@@ -166,7 +163,7 @@ class ClaudeCodeProvider(CustomLLM):
         outcome = Outcome()
         response_id, created = f"chatcmpl-{uuid.uuid4()}", int(time.time())
         try:
-            async for batch in _in_own_task(self.engine().stream(request, outcome)):
+            async for batch in in_own_task(self.engine().stream(request, outcome)):
                 for delta in _merged(batch):
                     if delta.reasoning:
                         chunk = reasoning_chunk(
@@ -242,10 +239,10 @@ class ClaudeCodeProvider(CustomLLM):
 
     # -- sync API (scripts) ----------------------------------------------------------------
 
-    def _thread(self) -> _LoopThread:
+    def _thread(self) -> LoopThread:
         with self._lock:
             if self._loop_thread is None:
-                self._loop_thread = _LoopThread()
+                self._loop_thread = LoopThread()
                 atexit.register(_close_at_exit, weakref.ref(self))
             return self._loop_thread
 
@@ -262,57 +259,6 @@ class ClaudeCodeProvider(CustomLLM):
             litellm_params=kwargs.get("litellm_params"),
         )
         return self._thread().iterate(self._chunks(request))
-
-
-async def _in_own_task(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
-    """Iterate ``source`` in a task of its own and pass its items on, in batches: each batch is
-    every item that arrived while the consumer was busy (one, when it keeps up).
-
-    The engine bounds a request with ``asyncio.timeout``, which cancels the task that entered
-    it. The LiteLLM proxy pulls a stream's first chunk in one task and the rest in another
-    (the response's), so, run directly, a stream's timeout would cancel a task that is long
-    done and a slow stream would run unbounded. Here one task runs the engine's generator
-    from start to end. When the consumer goes away (closed stream, cancelled request), that
-    task is cancelled and awaited, so the CLI process is stopped before this returns.
-
-    Batches let the caller send what piled up as one chunk (:func:`_merged`): on a busy proxy
-    LiteLLM's per-chunk work (building, logging and encoding each chunk, about a millisecond)
-    is most of its CPU per request, and a stream that fell behind catches up with fewer chunks
-    instead of falling further behind. Nothing is held back to fill a batch.
-    """
-    items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for item in source:
-                items.put_nowait(("item", item))
-        except BaseException as exc:
-            items.put_nowait(("error", exc))
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
-            items.put_nowait(("end", None))
-
-    task = asyncio.get_running_loop().create_task(pump())
-    try:
-        while True:
-            kind, value = await items.get()
-            batch: list[T] = []
-            while kind == "item":
-                batch.append(value)
-                if items.empty():
-                    break
-                kind, value = items.get_nowait()
-            if batch:
-                yield batch
-            if kind == "error":
-                raise value
-            if kind == "end":
-                return
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=30)
 
 
 def _merged(batch: list[Delta]) -> list[Delta]:
@@ -430,59 +376,6 @@ def _close_at_exit(ref: weakref.ReferenceType[ClaudeCodeProvider]) -> None:
     with contextlib.suppress(Exception):
         provider.close(timeout=EXIT_CLOSE_TIMEOUT)
     provider._loop_thread.stop(timeout=EXIT_CLOSE_TIMEOUT)
-
-
-class _LoopThread:
-    """A private event loop on a daemon thread: the sync API runs the async code here."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="litellm-claude-code", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float) -> None:
-        """Stop the loop after its current step and wait for the thread to end."""
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout)
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
-            raise
-
-    def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
-        items: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-        async def pump() -> None:
-            try:
-                async for item in agen:
-                    items.put(("item", item))
-            except BaseException as exc:
-                items.put(("error", exc))
-                return
-            items.put(("done", None))
-
-        future = asyncio.run_coroutine_threadsafe(pump(), self.loop)
-
-        def generate() -> Iterator[T]:
-            try:
-                while True:
-                    kind, value = items.get()
-                    if kind == "item":
-                        yield value
-                    elif kind == "error":
-                        raise value
-                    else:
-                        return
-            finally:
-                if not future.done():
-                    future.cancel()
-
-        return generate()
 
 
 def register(provider: str = "claude-code", handler: ClaudeCodeProvider | None = None) -> ClaudeCodeProvider:
