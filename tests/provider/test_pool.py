@@ -62,10 +62,11 @@ async def ask(
     launch: Launch = LAUNCH,
     answer: str = "answer",
     tools: Any = None,
+    calls: bool = False,
 ) -> tuple[FakeProcess, Any]:
     binding = Binding(model, conv.system, tools=tools)
     lease = await pool.checkout(conv, binding, launch, tenant)
-    lease.process.serve(conv, lease.plan, binding, answer)
+    lease.process.serve(conv, lease.plan, binding, answer, calls=calls)
     pool.checkin(lease.process, keep=True)
     await settle()
     return lease.process, lease
@@ -418,6 +419,36 @@ async def test_a_request_needing_a_new_process_evicts_the_least_recently_used(ma
     assert first.closed and not second.closed
     assert pool.slots.in_use == 2
     assert _new in pool.idle_processes()  # the process that just served is kept
+
+
+@pytest.mark.parametrize("room", ["cut", "evicted"])
+async def test_a_chat_waiting_for_its_tool_results_is_given_up_after_the_others(
+    make_pool: Any, monkeypatch: pytest.MonkeyPatch, room: str
+) -> None:
+    """An agent's chat whose answer was a tool call comes back with the results in seconds: when a
+    new chat needs room, a plain chat gives way though the agent's is the least recently used,
+    whether the new chat takes an idle process over (every slot taken: ``cut``) or starts its own
+    (another tool set) and the idle set overflows (``evicted``). Past ``TOOL_RESULT_WAIT`` it is an
+    ordinary chat again: least recently used, first to go."""
+    tools = (("grep", "{}"),) if room == "evicted" else None
+    for wait, expected in ((30.0, "chat"), (0.0, "agent")):
+        monkeypatch.setattr("litellm_claude_code._pool.TOOL_RESULT_WAIT", wait)
+        pool = make_pool(warm_max=2, max_concurrency=2 if room == "cut" else 3)
+        agent, _ = await ask(pool, conversation("run the tests"), calls=True)
+        await asyncio.sleep(0.01)
+        chat, _ = await ask(pool, conversation("hello"))
+        newcomer, lease = await ask(pool, conversation("a new chat"), tools=tools)
+        given_up = {"agent": agent, "chat": chat}[expected]
+        kept = chat if given_up is agent else agent
+        if room == "cut":
+            assert newcomer is given_up and lease.plan.kind == "new", (wait, lease)
+        else:
+            assert lease.cold_reason == "mismatch" and given_up.closed, (wait, lease)
+        assert kept.uses == 1 and not kept.closed, wait
+        if expected == "chat":  # the results come back to the process that holds the calls
+            _, back = await ask(pool, conversation("run the tests", "answer", "the results"))
+            assert back.process is agent and back.plan.kind == "continued"
+        await pool.close()
 
 
 async def test_never_more_processes_than_the_cap(make_pool: Any) -> None:

@@ -92,6 +92,7 @@ class FakeProcess:
         self.last_used = self.created_at
         self.uses = 0
         self.completed = False
+        self.awaits_tool_results = False
         self.dead = False
         self.closed = False
         self.delay = 0.0
@@ -129,6 +130,7 @@ class FakeProcess:
     async def run(self, conversation: Conversation) -> AsyncIterator[Message]:
         self.uses += 1
         self.completed = False
+        self.awaits_tool_results = False
         self.last_used = time.monotonic()
         self._user = HeldTurn("user", conversation.chain()[-1], str(uuid.uuid4()))
         if self.fail_next:
@@ -147,14 +149,20 @@ class FakeProcess:
         self.held.append(self._user)
         self.held.append(HeldTurn("assistant", chain_of((answer,), start=self._user.chain)[0], str(uuid.uuid4())))
         self._user = None
+        self.awaits_tool_results = any(block.get("type") == "tool_use" for block in answer.content)
         return True
 
     async def drop_turn(self) -> None:
         self._user = None
         self.completed = True
 
-    def serve(self, conversation: Conversation, plan: Plan, binding: Binding, answer: str = "answer") -> None:
-        """What the engine does with a lease, without one: fit the process, run the turn, record it."""
+    def serve(
+        self, conversation: Conversation, plan: Plan, binding: Binding, answer: str = "answer", *, calls: bool = False
+    ) -> None:
+        """What the engine does with a lease, without one: fit the process, run the turn, record it.
+
+        ``calls``: the answer handed the client tool calls (the process then waits for their results).
+        """
         del self.held[plan.keep :]
         start = self.held[-1].chain if self.held else ""
         for turn, chain in zip(plan.append, chain_of(plan.append, start=start or ""), strict=True):
@@ -166,6 +174,7 @@ class FakeProcess:
         self.held.append(HeldTurn("user", chains[-2], f"user-{self.uses}"))
         self.held.append(HeldTurn("assistant", chains[-1], f"answer-{self.uses}"))
         self.completed = True
+        self.awaits_tool_results = calls
 
 
 @pytest.fixture(autouse=True)

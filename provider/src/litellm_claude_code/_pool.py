@@ -110,6 +110,11 @@ GIVE_WAY_QUIET = 2.0
 # start is not restarted in a loop; requests still start their own and say why they fail.
 START_BACKOFF = 5.0
 
+# A conversation whose last answer handed the client tool calls is given up for room after the
+# other conversations for this long (seconds): a coding agent's next turn is that tool's result,
+# usually within seconds. Bounded so that calls a client never answers cannot pin the idle set.
+TOOL_RESULT_WAIT = 30.0
+
 
 class Process(Protocol):
     """What the pool needs of a CLI process (:class:`~.process.CliProcess`; a fake in unit tests)."""
@@ -122,6 +127,7 @@ class Process(Protocol):
     last_used: float
     uses: int
     completed: bool
+    awaits_tool_results: bool
 
     def plan(self, conversation: Conversation, binding: Binding, tenant: str) -> Plan | None: ...
 
@@ -183,7 +189,14 @@ class PoolStats:
         return self.warm / self.requests if self.requests else 0.0
 
 
-def _score(entry: Entry[P], plan: Plan, binding: Binding, *, plain_scarce: bool) -> tuple[int, int, int, int, float]:
+def _awaits_tool_results(process: Process, now: float) -> bool:
+    """Its last answer handed the client tool calls, within ``TOOL_RESULT_WAIT``: keep it for them."""
+    return process.awaits_tool_results and now - process.last_used < TOOL_RESULT_WAIT
+
+
+def _score(
+    entry: Entry[P], plan: Plan, binding: Binding, *, plain_scarce: bool
+) -> tuple[int, int, int, int, int, float]:
     """Most turns kept first; then no cut over a cut (a spare still starting is waited for rather
     than another conversation cut); then a ready process over one still starting; then, when it is
     the last idle process without a system prompt (``plain_scarce``), one that
@@ -195,11 +208,13 @@ def _score(entry: Entry[P], plan: Plan, binding: Binding, *, plain_scarce: bool)
     beside apps with one; while there are others to spend, the least recently used conversation
     is the one given up, not the chat that just spoke; and a process left from requests without a
     system prompt that stopped coming is given up before any chat (kept back regardless, it made
-    as many chats as warm processes cut each other in turn, every follow-up rebuilt).
+    as many chats as warm processes cut each other in turn, every follow-up rebuilt). A chat
+    waiting for its client's tool results is cut only when no other is left to cut.
     """
     ready = 1 if entry.task.done() else 0
     spends = plain_scarce and binding.system_prompt is not None and entry.process.binding.system_prompt is None
-    return (plan.keep, 0 if plan.rewind else 1, ready, 0 if spends else 1, -entry.process.last_used)
+    waits = _awaits_tool_results(entry.process, time.monotonic())
+    return (plan.keep, 0 if plan.rewind else 1, ready, 0 if spends else 1, 0 if waits else 1, -entry.process.last_used)
 
 
 class ProcessPool(Generic[P]):
@@ -343,7 +358,7 @@ class ProcessPool(Generic[P]):
     async def _take(self, conversation: Conversation, binding: Binding, launch: Launch, tenant: str) -> Lease[P] | str:
         """The best idle process for this request, or why there is none (a cold-start reason)."""
         while True:
-            best: tuple[tuple[int, int, int, int, float], Entry[P], Plan] | None = None
+            best: tuple[tuple[int, int, int, int, int, float], Entry[P], Plan] | None = None
             same_launch = False
             plain = sum(
                 1 for e in self._idle if e.process.launch.key == launch.key and e.process.binding.system_prompt is None
@@ -459,7 +474,8 @@ class ProcessPool(Generic[P]):
         held = [entry for entry in self._idle if entry.task.done() and entry.process.uses > 0]
         if not held:
             return False
-        victim = min(held, key=lambda entry: entry.process.last_used)
+        now = time.monotonic()
+        victim = min(held, key=lambda entry: (_awaits_tool_results(entry.process, now), entry.process.last_used))
         self._idle.remove(victim)
         self._discard(victim)
         return True
@@ -519,7 +535,8 @@ class ProcessPool(Generic[P]):
 
     def _pop_lru(self) -> Entry[P] | None:
         """The idle process to give up for room: a clean spare beyond the floor first (it holds
-        nothing but its start), then the least recently used conversation, the floor last."""
+        nothing but its start), then the least recently used conversation, then one waiting for
+        the client's tool results (within ``TOOL_RESULT_WAIT``), the floor last."""
         if not self._idle:
             return None
         clean = sorted(
@@ -529,10 +546,17 @@ class ProcessPool(Generic[P]):
         )
         floor = {id(entry) for entry in clean[: self.floor]}
 
+        now = time.monotonic()
+
         def rank(entry: Entry[P]) -> tuple[int, float]:
+            process = entry.process
             if id(entry) in floor:
-                return (2, entry.process.last_used)
-            return (0 if self._counts_for_floor(entry) else 1, entry.process.last_used)
+                return (3, process.last_used)
+            if self._counts_for_floor(entry):
+                return (0, process.last_used)
+            if _awaits_tool_results(process, now):
+                return (2, process.last_used)
+            return (1, process.last_used)
 
         victim = min(self._idle, key=rank)
         self._idle.remove(victim)

@@ -187,6 +187,8 @@ class CliProcess:
         self.busy = False
         self.closed = False
         self.completed = False  # the last turn ended with the CLI's result: the process is between turns
+        # Its last answer handed the client tool calls: the client's results are its next turn.
+        self.awaits_tool_results = False
         self._turn: tuple[HeldTurn, str | None] | None = None  # the user turn in flight, the answer's uuid
 
     # -- life -------------------------------------------------------------------------------
@@ -421,6 +423,7 @@ class CliProcess:
             raise RuntimeError("a CLI process serves one request at a time")
         self.busy = True
         self.completed = False
+        self.awaits_tool_results = False
         self.uses += 1
         self.last_used = time.monotonic()
         if follow_up and self._turn is not None:
@@ -469,6 +472,7 @@ class CliProcess:
             return False
         self.held.append(user)
         self.held.append(HeldTurn("assistant", chain_of((answer,), start=user.chain)[0], answer_uuid))
+        self.awaits_tool_results = any(block.get("type") == "tool_use" for block in answer.content)
         return True
 
     async def drop_turn(self) -> None:
