@@ -1,4 +1,4 @@
-"""The import-time check of dependency versions (``_compat.check_versions``)."""
+"""The start-up check of dependency versions (``_compat.check_versions``, run when the first provider is made)."""
 
 from __future__ import annotations
 

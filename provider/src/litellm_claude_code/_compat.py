@@ -7,8 +7,11 @@ an earlier turn (answered by an empty result, no upstream request), the fields o
 ``rewind_conversation``'s answer, ``set_model``'s ``system_prompt``, ``apply_flag_settings``
 changing the output limit, uuids given on stdin being kept.
 ``tests/provider/test_compat_cli.py`` checks each of those against the bundled CLI; a CLI
-version that suite has not passed on is refused here, at import (the bundled one) or when the
-settings are read (one named by ``LITELLM_CLAUDE_CODE_CLI_PATH``), with what to do about it.
+version that suite has not passed on is refused here, when the first provider is made (the
+bundled one, :func:`check_dependencies`) or when the settings are read (one named by
+``LITELLM_CLAUDE_CODE_CLI_PATH``), with what to do about it. Not at import: importing the package
+does no I/O. The proxy makes its provider when it loads its config (``litellm_claude_code.handler``),
+so an unsupported version still stops it at start.
 
 The bundled CLI is also checked byte for byte: its SHA-256 must be the one pinned here for the
 installed claude-agent-sdk version and this machine (:data:`BUNDLED_CLI_SHA256`, computed from
@@ -87,6 +90,23 @@ def check_versions() -> None:
                 f"litellm-claude-code needs {package} >= {wanted}, found {installed}: "
                 f"pip install --upgrade '{package}>={wanted}'"
             )
+
+
+_dependencies_checked = False
+
+
+def check_dependencies() -> None:
+    """The start-up checks, once per process (when the first provider is made): the dependencies'
+    versions (:func:`check_versions`), and the bundled CLI's version unless
+    ``LITELLM_CLAUDE_CODE_CLI_PATH`` names another CLI (checked when the settings are read). A
+    failure is not remembered: the next provider checks again and raises the same error."""
+    global _dependencies_checked
+    if _dependencies_checked:
+        return
+    check_versions()
+    if not os.environ.get("LITELLM_CLAUDE_CODE_CLI_PATH", "").strip():
+        check_cli_version(bundled_cli_version(), "bundled with claude-agent-sdk")
+    _dependencies_checked = True
 
 
 def bundled_cli_version() -> str | None:

@@ -25,7 +25,7 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, ModelResponse, Usage
 
 from ._bridge import LoopThread, in_own_task
-from ._compat import check_cli_version, cli_version
+from ._compat import check_cli_version, check_dependencies, cli_version
 from ._cost import attach_to_response, attach_to_usage
 from ._engine import Engine, Request
 from ._errors import BadRequestError, ClaudeCodeError, for_litellm
@@ -46,6 +46,7 @@ class ClaudeCodeProvider(CustomLLM):
     """LiteLLM provider for Claude through the Claude Code CLI (see the package README)."""
 
     def __init__(self, settings: Settings | None = None) -> None:
+        check_dependencies()  # DependencyVersionError: what to install (here, not at import)
         super().__init__()
         self._settings = settings
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
