@@ -165,7 +165,8 @@ def provenance(argv: list[str], load_before: tuple[float, float, float]) -> dict
     """When, where and how a run was measured, for its JSON: a figure from a busy machine says so.
 
     ``argv``: the benchmark's own arguments (``--json`` left out, so the command reproduces the
-    table); ``load_before``: ``os.getloadavg()`` when the run started.
+    table); ``load_before``: ``os.getloadavg()`` when the run started. ``measured_at`` is when the
+    run ended (when this is called).
     """
     shown, skip = [], False
     for arg in argv:
