@@ -296,11 +296,6 @@ def _conversation_footer(data: dict[str, Any]) -> str:
     )
 
 
-def render_conversation_runs(data: dict[str, Any]) -> str:
-    """bench/bench.py --conversation with another WARM_MAX: the runs only."""
-    return "\n".join([*_conversation_runs(data), "", _conversation_footer(data)])
-
-
 def render_mixed(data: dict[str, Any]) -> str:
     """bench/bench.py --mixed: several apps' system prompts and two models through one proxy."""
     lines = [
@@ -358,11 +353,6 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bench/results/conversation.json",
         _command("bench.py --conversation", "bench/results/conversation.json"),
         render_conversation,
-    ),
-    "conversation-warm-max-2": Benchmark(
-        "bench/results/conversation-warm-max-2.json",
-        _command("bench.py --conversation --warm-max 2", "bench/results/conversation-warm-max-2.json"),
-        render_conversation_runs,
     ),
     "mixed": Benchmark(
         "bench/results/mixed.json",
