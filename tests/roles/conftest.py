@@ -26,11 +26,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,48 +38,13 @@ if str(REPO) not in sys.path:  # `tests.support` without relying on pytest's roo
     sys.path.insert(0, str(REPO))
 
 from tests.support.docker import systemd_image as systemd_image_name  # noqa: E402
+from tests.support.fleet import ANSWERS, GATEWAYS, LB, REDIS, SLUG, Fleet, docker, run  # noqa: E402
 from tests.support.playbook import fail_report  # noqa: E402
 from tests.support.template import make_template_repo, render  # noqa: E402
 from tests.support.wheelhouse import fill_wheelhouse  # noqa: E402
 
-BIN = Path(sys.executable).parent
 SYSTEMD_IMAGE = systemd_image_name()
-# The flags that run systemd as PID 1 here (--privileged fails on this machine kind). NET_ADMIN:
-# the gateway role's firewall (an nftables table in the host's, here the container's, network
-# namespace), as a real host has it.
-SYSTEMD_RUN_FLAGS = [
-    "--cap-add",
-    "SYS_ADMIN",
-    "--cap-add",
-    "NET_ADMIN",
-    "--security-opt",
-    "seccomp=unconfined",
-    "--cgroupns=host",
-    "-v",
-    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs",
-    "/run",
-    "--tmpfs",
-    "/run/lock",
-]
-GATEWAYS = ("gw1", "gw2")
-LB = "lb1"
-# Redis shared by the gateways (roles/claude_code_redis): per-key limits count across the fleet.
-REDIS = "redis1"
-SLUG = "lcc-fleet"
 REUSE = os.environ.get("LCC_FLEET_REUSE", "")
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def run(cmd: list[str], *, check: bool = True, timeout: float = 600, **kw: Any) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, text=True, capture_output=True, timeout=timeout, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return run(["docker", *args], check=check, timeout=timeout)
 
 
 # ------------------------------------------------------------------------------------------ session
@@ -157,16 +119,7 @@ def rendered_project(workdir: Path) -> Path:
     if REUSE:
         return Path(_reused()["project"])
     repo = make_template_repo(workdir / "template-repo")
-    answers = {
-        "project_slug": SLUG,
-        "gateway_hosts": list(GATEWAYS),
-        "lb_host": LB,
-        "redis_host": REDIS,
-        "package_source": "wheelhouse",
-        # A fixed cap (not derived from the host) so the load tests know where refusals begin.
-        "max_concurrency": 4,
-    }
-    return render(repo, workdir / SLUG, answers)
+    return render(repo, workdir / SLUG, ANSWERS)
 
 
 @pytest.fixture(scope="session")
@@ -178,157 +131,6 @@ def wheelhouse(rendered_project: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ fleet
-
-
-@dataclass
-class Fleet:
-    project: Path
-    prefix: str
-    network: str
-    upstream_port: int
-    upstream_host: str
-    master_key: str
-    token: str
-    # Tokens the fleet had before a rotation (a test that rotates appends the old one).
-    retired_tokens: list[str] = field(default_factory=list)
-    containers: dict[str, str] = field(default_factory=dict)
-    ips: dict[str, str] = field(default_factory=dict)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    redis_password: str = field(default_factory=lambda: "redis-fleet-" + secrets.token_urlsafe(16))
-
-    # ---- ansible
-    def vars_file(self) -> Path:
-        path = self.project / "test-vars.yml"
-        data = {
-            "claude_code_gateway_master_key": self.master_key,
-            "claude_code_gateway_claude_token": self.token,
-            "claude_code_gateway_extra_env": {
-                "ANTHROPIC_BASE_URL": f"http://{self.upstream_host}:{self.upstream_port}",
-            },
-            "claude_code_gateway_health_timeout": 120,
-            # The Docker host (the tests, the fake upstream) plays the scraper outside the inventory:
-            # the tests reach each gateway directly. The firewall lets in only it, the load
-            # balancer and localhost (test_fleet.py::test_only_the_load_balancer_and_the_scraper_reach_a_gateway).
-            "claude_code_gateway_firewall_allow_addresses": [self.upstream_host],
-            "claude_code_lb_expose_upstream_header": True,
-            "claude_code_redis_password": self.redis_password,
-            # Debian's unit sets PrivateUsers=true, which these containers cannot do (217/USER).
-            "claude_code_redis_private_users": False,
-        }
-        path.write_text(json.dumps(data))
-        path.chmod(0o600)
-        return path
-
-    def playbook(self, playbook: str = "ansible/site.yml", *extra: str) -> dict[str, Any]:
-        cmd = [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            "ansible/inventory.yml",
-            "-i",
-            str(self.project / "docker-hosts.yml"),
-            "-e",
-            f"@{self.vars_file()}",
-            playbook,
-            *extra,
-        ]
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(self.project / "ansible/ansible.cfg"),
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_NOCOLOR": "1",
-            "PATH": f"{BIN}:{os.environ['PATH']}",
-        }
-        started = time.monotonic()
-        proc = run(cmd, check=False, timeout=1200, cwd=self.project, env=env)
-        recap = {
-            m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
-            for m in RECAP.findall(proc.stdout)
-        }
-        result = {
-            "rc": proc.returncode,
-            "stdout": proc.stdout,
-            "stderr": proc.stderr,
-            "recap": recap,
-            "seconds": round(time.monotonic() - started, 1),
-            "cmd": cmd,
-        }
-        self.runs.append(result)
-        (self.project / f"ansible-run-{len(self.runs)}.log").write_text(proc.stdout + "\n" + proc.stderr)
-        return result
-
-    # ---- hosts
-    def start_host(self, host: str, image: str) -> str:
-        """Start a systemd container on the fleet's network (removed with the fleet)."""
-        name = f"{self.prefix}-{host}"
-        self.containers[host] = name
-        docker("run", "-d", "--name", name, "--hostname", host, "--network", self.network, *SYSTEMD_RUN_FLAGS, image)
-        return name
-
-    def wait_host(self, host: str, timeout: float = 60) -> None:
-        """Wait for systemd in the host to be up, then record its address."""
-        name = self.containers[host]
-        deadline = time.monotonic() + timeout
-        while True:
-            state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
-            if state in {"running", "degraded"}:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name}: systemd is {state!r} after {timeout:.0f} s")
-            time.sleep(1)
-        self.ips[host] = docker(
-            "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name
-        ).stdout.strip()
-
-    def sh(
-        self, host: str, script: str, *, check: bool = True, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return docker("exec", self.containers[host], "bash", "-c", script, check=check, timeout=timeout)
-
-    def main_pid(self, host: str) -> int:
-        return int(self.sh(host, f"systemctl show -p MainPID --value {SLUG}.service").stdout.strip())
-
-    def wait_active(self, host: str, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.sh(host, f"systemctl is-active {SLUG}.service", check=False).stdout.strip()
-            ready = self.sh(
-                host,
-                "curl -fsS -o /dev/null http://127.0.0.1:4000/health/readiness 2>/dev/null"
-                ' || python3 -c "import urllib.request as u; u.urlopen('
-                "'http://127.0.0.1:4000/health/readiness', timeout=3)\"",
-                check=False,
-            )
-            if state == "active" and ready.returncode == 0:
-                return
-            time.sleep(1)
-        raise AssertionError(f"{host}: {SLUG} not ready after {timeout} s")
-
-    # ---- HTTP
-    @property
-    def lb_url(self) -> str:
-        return f"http://{self.ips[LB]}"
-
-    def hosts_of(self, upstream_addr: str) -> list[str]:
-        """The gateways nginx tried for one request, in order, from its ``X-Upstream-Addr`` header.
-
-        The header is nginx's ``$upstream_addr``: ``IP:port`` per try, ``, `` between tries (the
-        last one answered), `` : `` between upstream groups. An address of no fleet host fails.
-        """
-        by_address = {f"{ip}:4000": host for host, ip in self.ips.items()}
-        tried = [addr.strip() for addr in re.split(r"[,:]\s", upstream_addr) if addr.strip()]
-        assert tried, f"no upstream address in {upstream_addr!r} (claude_code_lb_expose_upstream_header off?)"
-        unknown = [addr for addr in tried if addr not in by_address]
-        assert not unknown, f"{upstream_addr!r}: {unknown} is no gateway of the fleet ({by_address})"
-        return [by_address[addr] for addr in tried]
-
-    def upstream(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.upstream_port}{path}", timeout=10) as resp:
-            return json.load(resp)
-
-    def upstream_requests(self) -> list[dict[str, Any]]:
-        data = self.upstream("/_fake/requests")
-        items = data.get("requests", data) if isinstance(data, dict) else data
-        return [r for r in items if str(r.get("path", "")).startswith("/v1/messages")]
 
 
 def _reused() -> dict[str, Any]:

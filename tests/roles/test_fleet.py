@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shlex
+import socket
 import threading
 import time
 import urllib.error
@@ -22,20 +23,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.fleet import GATEWAYS, LB, MAX_CONCURRENCY, REDIS, SLUG, Fleet, journal_hits
 from tests.support.playbook import fail_report
 from tests.support.sse import read_stream
 from tests.support.upstream import served_by, user_turns
 
 pytestmark = pytest.mark.fleet
 
-# The answers tests/roles/conftest.py renders the project with.
-GATEWAYS = ("gw1", "gw2")
-LB = "lb1"
-REDIS = "redis1"
-SLUG = "lcc-fleet"
-Fleet = Any  # tests/roles/conftest.py: Fleet
-# The max_concurrency answer of conftest.py: the unit's limits are sized for it.
-MAX_CONCURRENCY = 4
 # The gateway role's firewall: its nftables table and unit (from the slug).
 FIREWALL_TABLE = "lcc_fleet_gateway"
 FIREWALL_UNIT = f"{SLUG}-firewall.service"
@@ -92,12 +86,21 @@ def test_status_playbook(converged: Fleet) -> None:
 
 
 # ------------------------------------------------------------------ each role alone (molecule-style)
-# On the converged fleet, before any test changes it (a fresh gateway converge would cost minutes
-# of CI; the load balancer gets a fresh host at the end of this file): each role applied
-# by a play of its own, with nothing of the other role, converges without a change (it needs
-# nothing the other role or site.yml provides), and its verify phase runs alone by its tag.
+# On the converged fleet, before any test changes it: each role applied by a play of its own, with
+# nothing of the other roles, leaves its hosts as site.yml left them (no change: it needs nothing
+# the other roles or site.yml provide), and its verify phase runs alone by its tag. From scratch,
+# the load balancer and Redis each converge alone on a fresh host of their own at the end of this
+# file; a fresh gateway converge would cost minutes of CI, so the gateway role alone converges
+# from scratch only as part of site.yml's first converge.
 
-ROLE_HOSTS = {"claude_code_gateway": "gateways", "claude_code_lb": "lb"}
+ROLE_HOSTS = {"claude_code_gateway": "gateways", "claude_code_lb": "lb", "claude_code_redis": "redis"}
+# A task of each role's verify phase: the tag ran it.
+VERIFY_TASK = {
+    "claude_code_gateway": "Wait for /health/readiness",
+    "claude_code_lb": "Check a gateway answers through the load balancer",
+    "claude_code_redis": "Ask Redis with the password",
+}
+ROLE_HOST_NAMES = {"claude_code_gateway": set(GATEWAYS), "claude_code_lb": {LB}, "claude_code_redis": {REDIS}}
 
 
 def _role_play(fleet: Fleet, role: str) -> str:
@@ -109,7 +112,7 @@ def _role_play(fleet: Fleet, role: str) -> str:
 
 @pytest.mark.parametrize("role", sorted(ROLE_HOSTS))
 def test_role_alone_converges_idempotently_and_verifies(converged: Fleet, role: str) -> None:
-    hosts = set(GATEWAYS) if role == "claude_code_gateway" else {LB}
+    hosts = ROLE_HOST_NAMES[role]
     converge = converged.playbook(_role_play(converged, role))
     assert converge["rc"] == 0, fail_report(converge)
     assert set(converge["recap"]) == hosts, converge["recap"]
@@ -117,8 +120,10 @@ def test_role_alone_converges_idempotently_and_verifies(converged: Fleet, role: 
     verify = converged.playbook(_role_play(converged, role), "--tags", f"{role}_verify")
     assert verify["rc"] == 0, fail_report(verify)
     assert all(r["ok"] > 0 and r["changed"] == 0 for r in verify["recap"].values()), fail_report(verify)
-    assert "Wait for /health/readiness" in verify["stdout"] or role == "claude_code_lb", fail_report(verify)
-    assert "Install OS packages" not in verify["stdout"], "the verify tag ran other phases"
+    ran = set(re.findall(rf"^TASK \[{role} : ([^\]]*)\]", verify["stdout"], re.M))
+    assert VERIFY_TASK[role] in ran, ran
+    installs = {"Install OS packages", "Install Redis", "Install nginx"}
+    assert not ran & installs, f"the verify tag ran other phases: {ran}"
 
 
 def test_role_tags_are_prefixed(converged: Fleet) -> None:
@@ -216,7 +221,7 @@ def test_only_the_load_balancer_and_the_scraper_reach_a_gateway(converged: Fleet
         assert re.search(rf"^After=.*\b{re.escape(FIREWALL_UNIT)}\b", shown, re.M), shown
         assert f"nft list table inet {FIREWALL_TABLE}" in shown, shown
     # The load balancer still serves, from both gateways.
-    seen = {complete(converged, f"through the firewall {i}")[1] for i in range(4)}
+    seen = {converged.answered_by(complete(converged, f"through the firewall {i}")[1]) for i in range(4)}
     assert len(seen) == 2, seen
 
 
@@ -243,14 +248,14 @@ def test_requests_through_the_load_balancer(converged: Fleet) -> None:
     for i in range(6):
         reply, upstream = complete(converged, f"hello {i}")
         assert reply["choices"][0]["message"]["content"], reply
-        seen.add(upstream)
+        seen.add(converged.answered_by(upstream))
     auths = {r.get("auth") for r in converged.upstream_requests()}
     assert converged.token in auths, "the Claude token did not reach the upstream"
     assert len(seen) == 2, f"expected both gateways to answer, saw {seen}"
 
 
 def _converse(fleet: Fleet, tags: list[str], turns: int, *, affinity: bool) -> dict[str, list[str]]:
-    """Chats of ``turns`` turns, interleaved turn by turn; per chat, the gateway of each turn."""
+    """Chats of ``turns`` turns, interleaved turn by turn; per chat, the gateway that answered each turn."""
     histories = {tag: [{"role": "system", "content": f"{tag} system"}] for tag in tags}
     gateways: dict[str, list[str]] = {tag: [] for tag in tags}
     for turn in range(turns):
@@ -263,7 +268,7 @@ def _converse(fleet: Fleet, tags: list[str], turns: int, *, affinity: bool) -> d
             request = urllib.request.Request(f"{fleet.lb_url}/v1/chat/completions", data=body, headers=headers)
             with urllib.request.urlopen(request, timeout=120) as resp:
                 answer = json.load(resp)["choices"][0]["message"]["content"]
-                gateways[tag].append(resp.headers.get("X-Upstream-Addr", ""))
+                gateways[tag].append(fleet.answered_by(resp.headers.get("X-Upstream-Addr", "")))
             messages.append({"role": "assistant", "content": answer})
     return gateways
 
@@ -312,6 +317,12 @@ def test_conversation_affinity_through_the_load_balancer(converged: Fleet) -> No
     assert all(r == expected_roles for r in loose_roles), loose_roles
     print(f"\naffinity hit rate through the LB: {hit_rate:.0%} with X-Conversation-Id, {loose_rate:.0%} without")
     print(f"gateways per chat without it: { {tag: len(set(seen)) for tag, seen in spread.items()} }")
+    # Without the header nginx balances each turn on its own (least_conn, ties alternate): every
+    # chat's turns spread over both gateways, and a follow-up on another gateway than the turn
+    # before cannot be continued there, so the hit rate is at most the share that stayed.
+    assert all(set(seen) == set(GATEWAYS) for seen in spread.values()), f"turns did not spread: {spread}"
+    stayed = sum(before == after for seen in spread.values() for before, after in itertools.pairwise(seen))
+    assert loose_rate <= stayed / (len(loose) * (turns - 1)) < 1.0, (loose_rate, stayed, spread)
     # Every follow-up found the process that answered the turn before; if not, the gateways' own
     # account of each request (warm, cold_reason, conversation kind) says why.
     assert hit_rate == 1.0, (hit_rate, gateways, log)
@@ -354,10 +365,9 @@ def test_streaming_is_incremental_through_nginx(converged: Fleet) -> None:
 
 @pytest.mark.parametrize("host", GATEWAYS)
 def test_no_secret_in_the_journal(converged: Fleet, host: str) -> None:
-    journal = converged.sh(host, "journalctl --no-pager -o cat", timeout=120).stdout
-    assert journal, "empty journal"
-    assert converged.master_key not in journal
-    assert converged.token not in journal
+    """No field of any journal entry (journalctl's export format) holds a secret of the fleet."""
+    needles = {"token": converged.token, "master_key": converged.master_key, "redis_password": converged.redis_password}
+    assert journal_hits(converged, host, needles) == []
 
 
 def test_failover_when_one_gateway_stops(converged: Fleet) -> None:
@@ -700,8 +710,10 @@ def test_lb_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> 
             converged.sh(gateway, f"systemctl reload {FIREWALL_UNIT}")
 
 
-def _lb_role_alone(converged: Fleet, host: str) -> None:
-    inventory = converged.project / "solo-hosts.yml"
+def _role_alone_on(converged: Fleet, host: str, role: str, role_vars: dict[str, Any]) -> None:
+    """``role`` alone by a play of its own on ``host``, a fresh host of an inventory of its own:
+    it converges (with changes), converges again without one, and its verify phase passes alone."""
+    inventory = converged.project / f"solo-{host}.yml"
     inventory.write_text(
         json.dumps(
             {
@@ -715,28 +727,26 @@ def _lb_role_alone(converged: Fleet, host: str) -> None:
             }
         )
     )
-    play = converged.project / "ansible" / "only-lb-solo.yml"
-    backends = [{"address": converged.ips[g], "port": 4000} for g in GATEWAYS]
+    play = converged.project / "ansible" / f"only-{role}-solo.yml"
     play.write_text(
         json.dumps(
-            [
-                {
-                    "name": "claude_code_lb alone",
-                    "hosts": "solo",
-                    "become": True,
-                    "roles": [{"role": "claude_code_lb", "vars": {"claude_code_lb_backends": backends}}],
-                }
-            ]
+            [{"name": f"{role} alone", "hosts": "solo", "become": True, "roles": [{"role": role, "vars": role_vars}]}]
         )
     )
     rel = str(play.relative_to(converged.project))
     converge = converged.playbook(rel, "-i", str(inventory))
     assert converge["rc"] == 0, fail_report(converge)
-    assert converge["recap"][host]["changed"] > 0, fail_report(converge)
+    assert set(converge["recap"]) == {host} and converge["recap"][host]["changed"] > 0, fail_report(converge)
     again = converged.playbook(rel, "-i", str(inventory))
     assert again["rc"] == 0 and again["recap"][host]["changed"] == 0, fail_report(again)
-    verify = converged.playbook(rel, "-i", str(inventory), "--tags", "claude_code_lb_verify")
+    verify = converged.playbook(rel, "-i", str(inventory), "--tags", f"{role}_verify")
     assert verify["rc"] == 0 and verify["recap"][host]["ok"] > 0, fail_report(verify)
+    assert VERIFY_TASK[role] in verify["stdout"], fail_report(verify)
+
+
+def _lb_role_alone(converged: Fleet, host: str) -> None:
+    backends = [{"address": converged.ips[g], "port": 4000} for g in GATEWAYS]
+    _role_alone_on(converged, host, "claude_code_lb", {"claude_code_lb_backends": backends})
     # It really balances: a completion through the solo load balancer.
     body = json.dumps({"model": "sonnet", "messages": [{"role": "user", "content": "solo"}]}).encode()
     request = urllib.request.Request(
@@ -747,3 +757,24 @@ def _lb_role_alone(converged: Fleet, host: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=120) as resp:
         assert json.load(resp)["choices"][0]["message"]["content"]
+
+
+def test_redis_role_alone_on_a_fresh_host(converged: Fleet, systemd_image: str) -> None:
+    """Molecule-style on a host of its own: the Redis role needs nothing of the gateway role or of
+    site.yml but its password (the test's vars) and the address to bind (this host's, not the
+    inventory's Redis host that group_vars name). Its verify phase asks Redis with and without
+    the password; a client on another host of the network is asked for the password too."""
+    host = "redissolo"
+    converged.start_host(host, systemd_image)
+    converged.wait_host(host)
+    _role_alone_on(converged, host, "claude_code_redis", {"claude_code_redis_bind_address": converged.containers[host]})
+    with socket.create_connection((converged.ips[host], 6379), timeout=10) as conn:
+        conn.sendall(b"PING\r\n")
+        assert conn.recv(200).startswith(b"-NOAUTH"), "Redis answered without a password"
+        conn.sendall(f"AUTH {converged.redis_password}\r\nPING\r\n".encode())
+        answer = b""
+        while answer.count(b"\r\n") < 2:
+            chunk = conn.recv(200)
+            assert chunk, answer
+            answer += chunk
+        assert answer == b"+OK\r\n+PONG\r\n", answer

@@ -4,9 +4,10 @@ Runs after test_fleet.py on the session's converged fleet (tests/roles/conftest.
 it as it found it: every gateway healthy, no fault left in place, the settings as converged (the
 token this module rotates to is the fleet's token from then on, in ``fleet.token``).
 
-- The Claude credential and the master key never leak on a fleet host: not in any process's
-  command line or environment that another user can read, not in any file but their own, not in
-  the journal, also after a rotation (the rotated-away token is gone from disk).
+- The Claude credential, the master key and the Redis password never leak on a fleet host: not
+  in any process's command line or environment that another user can read, not in any file but
+  their own, not in any field of the journal, also after a rotation (the rotated-away token is
+  gone from disk).
 - A gateway whose host is lost (its network cut: packets dropped, no refusal) costs the requests
   that reach it at most the load balancer's connect timeout, none fails, the lost host serves
   nothing while it is down and serves again once it is back.
@@ -26,107 +27,25 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
+from tests.support.fleet import (
+    GATEWAYS,
+    LB,
+    REDIS,
+    REDIS_CONFIG,
+    SECRETS_ENV,
+    SLUG,
+    TOKEN_FILE,
+    Fleet,
+    file_scan,
+    journal_hits,
+    proc_scan,
+)
 from tests.support.playbook import fail_report
 
 pytestmark = pytest.mark.fleet
-
-# The answers tests/roles/conftest.py renders the project with.
-GATEWAYS = ("gw1", "gw2")
-LB = "lb1"
-SLUG = "lcc-fleet"
-Fleet = Any  # tests/roles/conftest.py: Fleet
-
-TOKEN_FILE = f"/etc/{SLUG}/credentials/CLAUDE_CODE_OAUTH_TOKEN"
-SECRETS_ENV = f"/etc/{SLUG}/secrets.env"
-
-
-def _exec(fleet: Fleet, host: str, argv: list[str], *, data: bytes = b"", timeout: float = 300) -> bytes:
-    """Run ``argv`` in a host with ``data`` on its stdin (secrets go there, never on a command line)."""
-    proc = subprocess.run(
-        ["docker", "exec", "-i", fleet.containers[host], *argv], input=data, capture_output=True, timeout=timeout
-    )
-    assert proc.returncode == 0, f"{host}: {argv[:3]} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}"
-    return proc.stdout
-
-
-# ------------------------------------------------------------------------------ secrets on the hosts
-
-# Every regular file of the host's filesystem but /proc and /sys (the tmpfs mounts /run, /tmp
-# and /dev/shm included; symbolic links not followed), searched for the strings given one a line
-# on stdin; prints "path:string" for each occurrence. grep, not Python: 1.8 GB per gateway.
-FILE_SCAN = (
-    "grep -rsoaF --devices=skip -f /dev/stdin"
-    " $(find / -mindepth 1 -maxdepth 1 -type d ! -name proc ! -name sys); test $? -le 1"
-)
-
-# Reads {label: secret} on stdin; reads every file of /proc/<pid>/ and /proc/<pid>/task/<tid>/
-# that this user may read (cmdline, environ, status, maps, ...) and prints which holds which
-# secret, what it could read of which process, and its own uid and effective capabilities.
-PROC_SCAN = r"""
-import json, os, sys
-needles = {label: value.encode() for label, value in json.load(sys.stdin).items()}
-# Not files of a process's own data, or unbounded to read.
-SKIP = {"mem", "pagemap", "clear_refs", "kpagecount", "kpageflags", "kpagecgroup"}
-hits, readable, comm = [], {}, {}
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    roots = [f"/proc/{pid}"]
-    try:
-        roots += [f"/proc/{pid}/task/{tid}" for tid in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
-        pass
-    for root in roots:
-        try:
-            names = os.listdir(root)
-        except OSError:
-            continue
-        for name in names:
-            path = f"{root}/{name}"
-            if name in SKIP or not os.path.isfile(path):
-                continue
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read(1 << 24)
-            except OSError:
-                continue
-            if root == f"/proc/{pid}":
-                readable.setdefault(pid, []).append(name)
-                if name == "cmdline":
-                    comm[pid] = data.split(b"\0")[:2][-1].decode(errors="replace")[-80:]
-            hits.extend([label, path] for label, needle in needles.items() if needle in data)
-with open("/proc/self/status") as status:
-    cap_eff = next(line.split()[1] for line in status if line.startswith("CapEff:"))
-print(json.dumps({"hits": hits, "readable": readable, "cmdline": comm, "uid": os.geteuid(), "cap_eff": cap_eff}))
-"""
-
-
-def _file_scan(fleet: Fleet, host: str, needles: dict[str, str]) -> list[list[str]]:
-    """[label, path] for every file of ``host`` that holds one of ``needles`` (label -> secret)."""
-    out = _exec(fleet, host, ["bash", "-c", FILE_SCAN], data="".join(f"{v}\n" for v in needles.values()).encode())
-    hits = set()
-    for line in out.decode(errors="replace").splitlines():
-        for label, value in needles.items():
-            if line.endswith(":" + value):
-                hits.add((label, line[: -len(value) - 1]))
-    return sorted([label, path] for label, path in hits)
-
-
-def _proc_scan(fleet: Fleet, host: str, needles: dict[str, str], *, as_user: str | None) -> dict[str, Any]:
-    argv = ["python3", "-c", PROC_SCAN]
-    if as_user:
-        argv = ["setpriv", "--reuid", as_user, "--regid", "nogroup", "--clear-groups", *argv]
-    result: dict[str, Any] = json.loads(_exec(fleet, host, argv, data=json.dumps(needles).encode()))
-    return result
-
-
-def _journal_hits(fleet: Fleet, host: str, needles: dict[str, str]) -> list[str]:
-    """Which secrets the host's journal holds, every field of every entry (export format: binary-safe)."""
-    journal = _exec(fleet, host, ["journalctl", "--no-pager", "-o", "export"])
-    assert len(journal) > 10_000, f"{host}: the journal is nearly empty ({len(journal)} bytes)"
-    return sorted(label for label, value in needles.items() if value.encode() in journal)
 
 
 def _complete_on(fleet: Fleet, host: str) -> None:
@@ -149,58 +68,85 @@ def _cli_pids(fleet: Fleet, host: str) -> list[str]:
     return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
 
 
-def _assert_files_hold_only_their_own(fleet: Fleet, needles: dict[str, str], homes: dict[str, str]) -> None:
-    """On every host, each secret is in its own file (``homes``: label -> path, on the gateways)
-    and in no other; a secret without a home is on no disk at all."""
+# Every host of the fleet: the Redis host holds the Redis password, and is scanned like the others.
+HOSTS = (*GATEWAYS, LB, REDIS)
+
+
+def _needles(fleet: Fleet) -> dict[str, str]:
+    """Every secret the fleet was converged with (label -> value), the retired tokens included."""
+    needles = {"token": fleet.token, "master_key": fleet.master_key, "redis_password": fleet.redis_password}
+    return needles | {f"retired_token_{i}": token for i, token in enumerate(fleet.retired_tokens)}
+
+
+# Where each secret may be on disk, per host: the gateway role's files, Redis's configuration.
+HOMES = {
+    **{
+        gateway: {"token": TOKEN_FILE, "master_key": SECRETS_ENV, "redis_password": SECRETS_ENV} for gateway in GATEWAYS
+    },
+    REDIS: {"redis_password": REDIS_CONFIG},
+}
+
+
+def _assert_files_hold_only_their_own(fleet: Fleet, needles: dict[str, str]) -> None:
+    """On every host, each secret is in its own file (:data:`HOMES`) and in no other; a secret
+    without a home on a host is on no disk of it."""
     # The hosts in parallel (most of a minute each on a busy 2-core machine). The machine id is
     # the control: the scan must find it in /etc/machine-id, so it saw the files.
-    hosts = (*GATEWAYS, LB)
+    hosts = HOSTS
     control = {h: fleet.sh(h, "cat /etc/machine-id").stdout.strip() for h in hosts}
     with ThreadPoolExecutor(len(hosts)) as pool:
         scans = dict(
-            zip(hosts, pool.map(lambda h: _file_scan(fleet, h, {**needles, "control": control[h]}), hosts), strict=True)
+            zip(hosts, pool.map(lambda h: file_scan(fleet, h, {**needles, "control": control[h]}), hosts), strict=True)
         )
     for host, hits in scans.items():
         assert ["control", "/etc/machine-id"] in hits, f"{host}: the scan did not see /etc/machine-id: {hits}"
         found = sorted(hit for hit in hits if hit[0] != "control")
-        expected = sorted([label, path] for label, path in homes.items() if host in GATEWAYS)
+        expected = sorted([label, path] for label, path in HOMES.get(host, {}).items() if label in needles)
         assert found == expected, f"{host}: secrets on disk (label, path): {found}"
 
 
 def _assert_processes_hide_them(fleet: Fleet, needles: dict[str, str]) -> None:
     """On each gateway, with CLI processes running: root finds the token in the CLI's environment
-    and the master key in the proxy's (the scan sees them), another user finds none of them
-    anywhere under /proc, though it reads those processes' command lines."""
+    and the master key and the Redis password in the proxy's (the scan sees them), another user
+    finds none of them anywhere under /proc, though it reads those processes' command lines. On
+    the Redis host another user finds none either, though it reads redis-server's command line."""
     for host in GATEWAYS:
         _complete_on(fleet, host)
         main = str(fleet.main_pid(host))
         clis = _cli_pids(fleet, host)
         assert clis, f"{host}: no CLI process after a completion (the warm set keeps its process)"
-        as_root = _proc_scan(fleet, host, needles, as_user=None)
-        as_other = _proc_scan(fleet, host, needles, as_user="nobody")
+        as_root = proc_scan(fleet, host, needles, as_user=None)
+        as_other = proc_scan(fleet, host, needles, as_user="nobody")
         seen = {tuple(hit) for hit in as_root["hits"]}
         assert ("master_key", f"/proc/{main}/environ") in seen, f"{host}: the scan cannot see secrets: {seen}"
+        assert ("redis_password", f"/proc/{main}/environ") in seen, f"{host}: the scan cannot see secrets: {seen}"
         assert {("token", f"/proc/{pid}/environ") for pid in clis} & seen, f"{host}: {clis}, {seen}"
         assert as_other["uid"] != 0 and int(as_other["cap_eff"], 16) == 0, as_other
         for pid in (main, *clis):
             assert "cmdline" in as_other["readable"].get(pid, []), f"{host}: nobody did not see process {pid}"
         assert as_other["hits"] == [], f"{host}: another user reads a secret: {as_other['hits']}"
+    redis_pid = fleet.sh(REDIS, "systemctl show -p MainPID --value redis-server").stdout.strip()
+    as_other = proc_scan(fleet, REDIS, needles, as_user="nobody")
+    assert as_other["uid"] != 0 and int(as_other["cap_eff"], 16) == 0, as_other
+    assert "cmdline" in as_other["readable"].get(redis_pid, []), f"nobody did not see redis-server ({redis_pid})"
+    assert as_other["hits"] == [], f"{REDIS}: another user reads a secret: {as_other['hits']}"
 
 
 def test_no_other_user_sees_a_secret_in_any_process(converged: Fleet) -> None:
-    """As converged: no other user reads the token or the master key anywhere under /proc of a
-    gateway with CLI processes running (root does, so the scan can see them); the journals of
-    the hosts hold neither."""
-    needles = {"token": converged.token, "master_key": converged.master_key}
+    """As converged: no other user reads the token, the master key or the Redis password anywhere
+    under /proc of a gateway with CLI processes running (root does, so the scan can see them) or
+    of the Redis host; the journals of the hosts hold none of them."""
+    needles = _needles(converged)
     _assert_processes_hide_them(converged, needles)
-    for host in (*GATEWAYS, LB):
-        assert _journal_hits(converged, host, needles) == [], host
+    for host in HOSTS:
+        assert journal_hits(converged, host, needles) == [], host
 
 
 def test_rotated_token_leaves_no_trace(converged: Fleet) -> None:
     """After a rotation (a converge): the new token is in its credential file only, the master key
-    in secrets.env only, every earlier token (the first converge's included) on no disk of the
-    fleet; the journals hold none of them, and no other user sees them in any process."""
+    in secrets.env only, the Redis password in secrets.env and Redis's configuration only, every
+    earlier token (the first converge's included) on no disk of the fleet; the journals hold none
+    of them, and no other user sees them in any process."""
     old = converged.token
     converged.retired_tokens.append(old)
     converged.token = "sk-ant-oat01-faults-" + secrets.token_urlsafe(16)
@@ -216,11 +162,10 @@ def test_rotated_token_leaves_no_trace(converged: Fleet) -> None:
     for host in GATEWAYS:
         _complete_on(converged, host)
     assert {r.get("auth") for r in converged.upstream_requests()[before:]} == {converged.token}
-    needles = {"token": converged.token, "master_key": converged.master_key}
-    needles |= {f"retired_token_{i}": token for i, token in enumerate(converged.retired_tokens)}
-    _assert_files_hold_only_their_own(converged, needles, {"token": TOKEN_FILE, "master_key": SECRETS_ENV})
-    for host in (*GATEWAYS, LB):
-        assert _journal_hits(converged, host, needles) == [], host
+    needles = _needles(converged)
+    _assert_files_hold_only_their_own(converged, needles)
+    for host in HOSTS:
+        assert journal_hits(converged, host, needles) == [], host
     _assert_processes_hide_them(converged, needles)
 
 

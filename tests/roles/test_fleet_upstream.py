@@ -34,12 +34,11 @@ import pytest
 from litellm_claude_code.testing import directive
 
 from tests.support.fault_proxy import FaultProxy
+from tests.support.fleet import SLUG, Fleet
 from tests.support.playbook import fail_report
 
 pytestmark = pytest.mark.fleet
 
-Fleet = Any  # tests/roles/conftest.py: Fleet
-SLUG = "lcc-fleet"
 FAULTY = "gw1"  # pointed at the fault proxy
 STATE_DIR = f"/var/lib/{SLUG}"
 
@@ -173,15 +172,26 @@ def cut_stream(reply: Reply, *, words: tuple[str, ...] = ()) -> None:
 # ------------------------------------------------------------------------------------------ host
 
 
-def metric(fleet: Fleet, host: str, name: str) -> float:
+def metrics(fleet: Fleet, host: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The value of each of ``names`` in one scrape of the host's ``/metrics``.
+
+    Every sample of each name is read, whatever the order of the lines: each of these gauges has
+    no labels, so exactly one sample is expected; several (one per worker, say) fail rather than
+    one of them being taken for the whole.
+    """
     request = urllib.request.Request(
         f"http://{fleet.ips[host]}:4000/metrics/", headers={"Authorization": f"Bearer {fleet.master_key}"}
     )
     with urllib.request.urlopen(request, timeout=30) as resp:
         text = resp.read().decode()
-    match = re.search(rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$", text, re.M)
-    assert match, f"{name} not in /metrics of {host}"
-    return float(match.group(1))
+    samples: dict[str, list[str]] = {name: [] for name in names}
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)(?: \d+)?", line)
+        if match and match[1] in samples:
+            samples[match[1]].append(match[3])
+    several = {name: values for name, values in samples.items() if len(values) != 1}
+    assert not several, f"{host}: /metrics should hold one sample of each of {names}: {several}"
+    return {name: float(values[0]) for name, values in samples.items()}
 
 
 def cli_processes(fleet: Fleet, host: str) -> list[tuple[int, int]]:
@@ -195,6 +205,10 @@ def cli_processes(fleet: Fleet, host: str) -> list[tuple[int, int]]:
     return found
 
 
+# The pool's gauges accounted() compares with the processes on the host.
+POOL_GAUGES = ("claude_code_processes_busy", "claude_code_processes_alive", "claude_code_max_concurrency")
+
+
 def accounted(fleet: Fleet, host: str, timeout: float = 60) -> list[tuple[int, int]]:
     """Wait until no process is busy and every CLI process on the host is one the pool counts.
 
@@ -205,10 +219,11 @@ def accounted(fleet: Fleet, host: str, timeout: float = 60) -> list[tuple[int, i
     while True:
         main = fleet.main_pid(host)
         processes = cli_processes(fleet, host)
-        busy = metric(fleet, host, "claude_code_processes_busy")
-        alive = metric(fleet, host, "claude_code_processes_alive")
-        cap = metric(fleet, host, "claude_code_max_concurrency")
-        ok = busy == 0 and len(processes) == alive <= cap and all(ppid == main for _, ppid in processes)
+        shown = metrics(fleet, host, POOL_GAUGES)
+        busy, alive, cap = (shown[name] for name in POOL_GAUGES)
+        # The same processes after the scrape as before it: the count compared is one moment's.
+        steady = cli_processes(fleet, host) == processes
+        ok = steady and busy == 0 and len(processes) == alive <= cap and all(ppid == main for _, ppid in processes)
         if ok:
             return processes
         if time.monotonic() > deadline:
