@@ -52,7 +52,7 @@ except ImportError:
 if TYPE_CHECKING:
     handler: ClaudeCodeProvider
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _handler_lock = threading.Lock()
 
