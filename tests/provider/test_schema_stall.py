@@ -41,8 +41,12 @@ EVIL = "a" * 40 + "!"
 # process). Measured on the 2-core machine with other test runs beside: liveliness at worst 0.07 to
 # 0.51 s during the attack (up to 0.40 s without it), the bystander's first token at most 0.5 s later
 # than without. Frozen, the loop answers nothing until the client's timeout (POLL_TIMEOUT).
+# In CI, with the fleet suite beside on the same 2 cores, the attacker CLI's own regex work took
+# the bystander's first token 1.2 to 1.9 s past its calm figure: CPU shared, not the loop held
+# (liveliness stayed under its bound). TTFT_EXTRA leaves room for that and stays below a stall,
+# which shows as no first token within POLL_TIMEOUT.
 LIVELINESS_BOUND = 1.0
-TTFT_EXTRA = 1.0
+TTFT_EXTRA = 2.5
 POLL_TIMEOUT = 5.0
 
 
