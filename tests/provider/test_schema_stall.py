@@ -44,9 +44,12 @@ EVIL = "a" * 40 + "!"
 # In CI, with the fleet suite beside on the same 2 cores, the attacker CLI's own regex work took
 # the bystander's first token 1.2 to 1.9 s past its calm figure: CPU shared, not the loop held
 # (liveliness stayed under its bound). TTFT_EXTRA leaves room for that and stays below a stall,
-# which shows as no first token within POLL_TIMEOUT.
+# which shows as no first token within BYSTANDER_TIMEOUT.
 LIVELINESS_BOUND = 1.0
 TTFT_EXTRA = 2.5
+# How long the bystander waits for a first token. In CI its calm first tokens took up to 3.7 s;
+# a held loop would give none until the attacker's check ended (days, unbounded).
+BYSTANDER_TIMEOUT = 15.0
 POLL_TIMEOUT = 5.0
 
 
@@ -123,7 +126,7 @@ class Chat:
         self.key = key
         self.messages: list[dict[str, str]] = []
 
-    def first_token(self, marker: str, timeout: float = POLL_TIMEOUT) -> float:
+    def first_token(self, marker: str, timeout: float = BYSTANDER_TIMEOUT) -> float:
         """Seconds from sending the next turn to its first content; the answer joins the chat."""
         turn = {"role": "user", "content": f"{marker} {directive(tokens=10, token_delay=0.03)}"}
         body = {"model": "sonnet", "messages": [*self.messages, turn], "stream": True}
@@ -183,7 +186,7 @@ def bystander_window(chat: Chat, tag: str, until: threading.Event, at_least: int
     while not until.is_set() or len(ttfts) < at_least:
         try:
             ttfts.append(chat.first_token(f"bystander-{tag}-{len(ttfts)}"))
-        except httpx.HTTPError:  # no answer within POLL_TIMEOUT: as late as can be, and no use waiting more
+        except httpx.HTTPError:  # no answer within BYSTANDER_TIMEOUT: as late as can be, and no use waiting more
             ttfts.append(float("inf"))
             break
     return ttfts
