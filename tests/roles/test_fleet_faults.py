@@ -122,8 +122,13 @@ def _assert_processes_hide_them(fleet: Fleet, needles: dict[str, str]) -> None:
         assert ("redis_password", f"/proc/{main}/environ") in seen, f"{host}: the scan cannot see secrets: {seen}"
         assert {("token", f"/proc/{pid}/environ") for pid in clis} & seen, f"{host}: {clis}, {seen}"
         assert as_other["uid"] != 0 and int(as_other["cap_eff"], 16) == 0, as_other
-        for pid in (main, *clis):
-            assert "cmdline" in as_other["readable"].get(pid, []), f"{host}: nobody did not see process {pid}"
+        assert "cmdline" in as_other["readable"].get(main, []), f"{host}: nobody did not see the proxy {main}"
+        # A CLI listed before the scans may have been replaced since (the floor is renewed as it
+        # ages): one of those listed before or after is enough to show the scan reads them.
+        around = {*clis, *_cli_pids(fleet, host)}
+        assert any("cmdline" in as_other["readable"].get(pid, []) for pid in around), (
+            f"{host}: nobody saw none of the CLI processes {sorted(around)}"
+        )
         assert as_other["hits"] == [], f"{host}: another user reads a secret: {as_other['hits']}"
     redis_pid = fleet.sh(REDIS, "systemctl show -p MainPID --value redis-server").stdout.strip()
     as_other = proc_scan(fleet, REDIS, needles, as_user="nobody")
